@@ -31,9 +31,12 @@ def read_checkpoint(path) -> dict:
         with torch.serialization.safe_globals([argparse.Namespace]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"{path} holds objects that are unsafe to unpickle, so magnet will not load it: {err}"
-        ) from err
+        if "Unsupported global" in str(err):
+            raise ValueError(
+                f"{path} holds objects that are unsafe to unpickle, so magnet will not load it "
+                f"(only tensors, containers and argparse.Namespace are allowed): {err}"
+            ) from err
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint (corrupt or another format): {err}") from err
     except (RuntimeError, EOFError) as err:
         raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or another format): {err}") from err
     if not isinstance(ckpt, dict):
