@@ -1,0 +1,34 @@
+"""Checkpoints every N kimg, `last.ckpt` always, and a final one when training ends."""
+
+from pathlib import Path
+
+from .base import EveryKimg, kimg_tag
+
+
+class KimgCheckpoint(EveryKimg):
+    """Saves `kimg<N>.ckpt` every `every_kimg` and refreshes `last.ckpt`; keeps the `keep` newest kimg files.
+
+    Writes go through the trainer's checkpoint IO (atomic with magnet's AtomicCheckpointIO), so a kill
+    mid-write leaves the previous `last.ckpt` intact.
+    """
+
+    def __init__(self, dirpath: str, every_kimg: float = 200.0, keep: int | None = 3):
+        super().__init__(every_kimg)
+        self.dirpath, self.keep = Path(dirpath), keep
+
+    def run(self, trainer, pl_module, kimg: float) -> None:
+        self.save(trainer, kimg)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if not trainer.interrupted:
+            self.save(trainer, float(pl_module.kimg))
+
+    def save(self, trainer, kimg: float) -> Path:
+        path = self.dirpath / f"{kimg_tag(kimg)}.ckpt"
+        # weights_only=False: keep the optimizer states, or a resume would not be exact
+        trainer.save_checkpoint(path, weights_only=False)
+        trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
+        if self.keep is not None and trainer.is_global_zero:
+            for old in sorted(self.dirpath.glob("kimg*.ckpt"))[: -self.keep or None]:
+                old.unlink()
+        return path

@@ -1,0 +1,202 @@
+"""The GAN as a LightningModule: StyleGAN2's training recipe with ADA, lazy regularisation and an EMA generator.
+
+Time is counted in images seen (`nimg`, a checkpointed buffer), never in `trainer.global_step`, which
+grows by two or more optimizer steps per batch here. Everything that must survive a resume is a buffer
+or optimizer state; the random number generators are saved with the checkpoint too.
+"""
+
+import random
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from magnet.augment import AdaController, AugmentPipe
+from magnet.nn import Discriminator, Generator, NetworkConfig, style_mix
+from magnet.nn.checkpoint import infer_discriminator_config, infer_generator_config, network_state, read_checkpoint
+from magnet.training.ema import ema_beta, make_ema, update_ema
+from magnet.training.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss, g_path_regularize
+
+
+def lazy_adam(params, lr: float, betas: tuple[float, float], interval: int) -> torch.optim.Adam:
+    """Adam corrected for a regulariser applied every `interval` steps (StyleGAN2's lazy regularisation)."""
+    c = interval / (interval + 1)
+    return torch.optim.Adam(params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c), eps=1e-8)
+
+
+class GAN(pl.LightningModule):
+    def __init__(
+        self,
+        network: dict,  # NetworkConfig fields: arch, size, style_dim, n_mlp, channel_multiplier, channel_max
+        augment: AugmentPipe | None = None,  # ADA pipeline (None: no augmentation)
+        ada_target: float = 0.6,  # wanted mean(sign(D(real)))
+        ada_interval: int = 4,  # batches between p adjustments
+        ada_kimg: float = 500.0,  # thousands of images for p to move by 1
+        lr: float = 0.002,  # Adam learning rate of both networks (before the lazy correction)
+        betas: tuple[float, float] = (0.0, 0.99),
+        r1_gamma: float = 10.0,  # R1 weight
+        d_reg_every: int = 16,  # batches between R1 steps
+        g_reg_every: int = 4,  # batches between path-length steps
+        pl_weight: float = 2.0,  # path-length weight (0 disables)
+        pl_batch_shrink: int = 2,  # path-length batch = batch / shrink
+        pl_decay: float = 0.01,  # decay of the running mean path length
+        style_mixing: float = 0.9,  # probability of mixing two latents in a batch
+        ema_kimg: float = 10.0,  # EMA half-life in thousands of images
+        ema_rampup: float | None = 0.05,  # EMA half-life at most this fraction of images seen (None: off)
+        from_rgb_kernel: int = 3,  # SWAGAN discriminator's FromRGB conv (1 for MAGnet-era checkpoints)
+        init_from: str | None = None,  # start from these weights: rosinality/MAGnet checkpoint or ours
+        total_kimg: float = 25_000.0,  # stop after this many thousand images
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["augment"])
+        self.automatic_optimization = False
+        self.config = NetworkConfig(**network)
+        self.G = Generator(self.config)
+        self.D = Discriminator(self.config, from_rgb_kernel=from_rgb_kernel)
+        self.augment = augment if augment is not None else AugmentPipe(mode="none")
+        self.ada = AdaController(ada_target, ada_interval, ada_kimg)
+        self.register_buffer("nimg", torch.zeros((), dtype=torch.long))  # images seen, all ranks
+        self.register_buffer("batches", torch.zeros((), dtype=torch.long))  # training batches done
+        self.register_buffer("pl_mean", torch.zeros(()))  # running mean path length
+        self._init_ada_p = None
+        if init_from:
+            self._load_weights(init_from)
+        self.g_ema = make_ema(self.G)
+
+    @property
+    def kimg(self) -> float:
+        return float(self.nimg) / 1000
+
+    def _load_weights(self, path: str):
+        """Fine-tune: G, D (and G_ema when present) from a checkpoint of the same architecture."""
+        ckpt = read_checkpoint(path)
+        g_state = network_state(ckpt, "g", path) if "g" in ckpt else network_state(ckpt, "G", path)
+        found = infer_generator_config(g_state)
+        if found != self.config:
+            raise ValueError(
+                f"init_from={path} holds a generator {found.describe()}, but the model config asks for "
+                f"{self.config.describe()}; set model.network to match the checkpoint or pick another one"
+            )
+        d_state = network_state(ckpt, "d", path) if "d" in ckpt else network_state(ckpt, "D", path)
+        d_config, kernel = infer_discriminator_config(d_state)
+        if kernel != self.hparams.from_rgb_kernel:
+            self.D = Discriminator(self.config, from_rgb_kernel=kernel)
+            self.hparams.from_rgb_kernel = kernel
+        self.G.load_state_dict(g_state, strict=False)
+        self.D.load_state_dict(d_state)
+        if "ada_aug_p" in ckpt:
+            self._init_ada_p = float(ckpt["ada_aug_p"])
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt_g = lazy_adam(self.G.parameters(), hp.lr, hp.betas, hp.g_reg_every)
+        opt_d = lazy_adam(self.D.parameters(), hp.lr, hp.betas, hp.d_reg_every)
+        return opt_g, opt_d
+
+    def on_fit_start(self):
+        if self._init_ada_p is not None and self.augment.mode == "adaptive" and self.nimg == 0:
+            self.augment.p.fill_(self._init_ada_p)
+
+    # ------------------------------------------------------------------ the training step
+    def _latents(self, n: int) -> torch.Tensor:
+        """W+ for a batch, mixing two latents at a random layer with probability `style_mixing`."""
+        ws = self.G.mapping(torch.randn(n, self.config.style_dim, device=self.device))
+        if self.hparams.style_mixing > 0 and random.random() < self.hparams.style_mixing:
+            ws2 = self.G.mapping(torch.randn(n, self.config.style_dim, device=self.device))
+            ws = style_mix(ws, ws2, random.randint(1, self.G.n_latent - 1))
+        return ws
+
+    def _step(self, optimizer, loss: torch.Tensor, name: str):
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{name} became {loss.item()} at {self.kimg:.1f} kimg; training stopped and the last good "
+                "checkpoint is kept. Lower model.lr or raise model.r1_gamma, then resume from it."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+
+    def training_step(self, batch, batch_idx):
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        if real.shape[-1] != self.config.size:
+            raise ValueError(f"the data gives {real.shape[-1]}px images but the model is {self.config.size}px; "
+                             "set data.size to model.network.size")
+        hp, n = self.hparams, real.shape[0]
+        opt_g, opt_d = self.optimizers()
+        batches = int(self.batches) + 1
+        logs = {}
+
+        # D: real vs fake
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        with torch.no_grad():
+            fake = self.G.synthesis(self._latents(n))
+        real_pred = self.D(self.augment(real))
+        loss_d = d_logistic_loss(real_pred, self.D(self.augment(fake)))
+        self._step(opt_d, loss_d, "train/loss_d")
+        real_sign = self.ada.update(self.augment, real_pred)
+        logs["train/loss_d"] = loss_d.detach()
+        if real_sign is not None:
+            logs["train/D_real_sign"] = real_sign
+
+        # D: lazy R1 on the reals
+        if hp.r1_gamma > 0 and batches % hp.d_reg_every == 0:
+            real_in = real.detach().requires_grad_(True)
+            pred = self.D(self.augment(real_in))
+            r1 = d_r1_loss(pred, real_in)
+            self._step(opt_d, hp.r1_gamma / 2 * r1 * hp.d_reg_every + 0 * pred[0, 0], "train/r1")
+            logs["train/r1"] = r1.detach()
+
+        # G: fool D
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        loss_g = g_nonsaturating_loss(self.D(self.augment(self.G.synthesis(self._latents(n)))))
+        self._step(opt_g, loss_g, "train/loss_g")
+        logs["train/loss_g"] = loss_g.detach()
+
+        # G: lazy path-length regularisation
+        if hp.pl_weight > 0 and batches % hp.g_reg_every == 0:
+            ws = self._latents(max(n // hp.pl_batch_shrink, 1))
+            img = self.G.synthesis(ws)
+            penalty, mean, _ = g_path_regularize(img, ws, self.pl_mean, hp.pl_decay)
+            self.pl_mean.copy_(mean)
+            self._step(opt_g, hp.pl_weight * hp.g_reg_every * penalty + 0 * img[0, 0, 0, 0], "train/pl")
+            logs["train/pl"] = penalty.detach()
+        self.D.requires_grad_(True)
+
+        images = n * self.trainer.world_size
+        update_ema(self.g_ema, self.G, ema_beta(images, hp.ema_kimg, int(self.nimg), hp.ema_rampup))
+        self.nimg += images
+        self.batches += 1
+        logs["train/ada_p"] = self.augment.p.detach()
+        logs["train/kimg"] = self.kimg
+        self.log_dict(logs, prog_bar=True, batch_size=n)
+        if self.kimg >= hp.total_kimg:
+            self.trainer.should_stop = True
+
+    # ------------------------------------------------------------------ exact resume
+    def on_save_checkpoint(self, checkpoint: dict):
+        """Random states as plain tensors and containers, so the checkpoint loads with weights_only=True."""
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint["rng"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": random.getstate(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        }
+        checkpoint["network"] = self.config.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict):
+        rng = checkpoint.get("rng")
+        if not rng:
+            return
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        version, state, gauss = rng["python"]
+        random.setstate((version, tuple(state), gauss))
+        kind, keys, pos, has_gauss, cached = rng["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+__all__ = ["GAN", "lazy_adam"]

@@ -1,0 +1,52 @@
+"""Train a GAN: python train.py experiment=swagan512   (make run: the small CPU experiment on the Met paintings)."""
+
+import logging
+import math
+import traceback
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from magnet.training.setup import apply_extras, finish_loggers, instantiate_group
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Seed, build data, model, callbacks, loggers and trainer from the config, fit; return the swept metric."""
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                      _convert_="all")
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    finally:
+        finish_loggers(loggers)
+    print(f"Run folder: {trainer.default_root_dir}")
+    metric = cfg.get("optimized_metric")
+    return float(trainer.callback_metrics[metric]) if metric and metric in trainer.callback_metrics else None
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    apply_extras(cfg)
+    try:
+        return train(cfg)
+    except Exception:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        # In a sweep one failed job must not end the others: record it and give the sweeper a bad score.
+        log.error("job failed:\n%s", traceback.format_exc())
+        return math.inf
+
+
+if __name__ == "__main__":
+    main()
