@@ -1,0 +1,49 @@
+"""Hydra entry point of the data pipeline: `python -m data_modules.prepare stage=scrape|crop|filter|all`."""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+STAGES = ("scrape", "crop", "filter")
+
+
+def prepare(cfg: DictConfig) -> None:
+    """Run the chosen stage, or all three in order; each prints what it did and where it wrote."""
+    if cfg.stage not in (*STAGES, "all"):
+        raise ValueError(f"stage={cfg.stage!r} is not one of {', '.join(STAGES)}, all")
+    stages = STAGES if cfg.stage == "all" else (cfg.stage,)
+    if "scrape" in stages:
+        from data_modules.scrape import scrape
+
+        summary = scrape(**OmegaConf.to_container(cfg.scrape, resolve=True))
+        print(f"scrape: {summary.line()}")
+        print(f"scrape: wrote {cfg.scrape.out_dir}/images and {cfg.scrape.out_dir}/manifest.csv")
+    if "crop" in stages:
+        from data_modules.crop import crop_folder
+
+        summary = crop_folder(**OmegaConf.to_container(cfg.crop, resolve=True))
+        print(f"crop: {summary.line()}")
+        print(f"crop: wrote {cfg.crop.out_dir}")
+    if "filter" in stages:
+        from data_modules.clip_filter import filter_crops
+        from magnet.clip import load_clip
+
+        clip = load_clip(**OmegaConf.to_container(cfg.clip, resolve=True))
+        summary = filter_crops(clip=clip, **OmegaConf.to_container(cfg.filter, resolve=True))
+        print(f"filter: {summary.line()}")
+        print(f"filter: kept crops in {cfg.filter.crops_dir}, rejected in {cfg.filter.rejected_dir}, "
+              f"scores in {cfg.filter.scores_csv}")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")
+def main(cfg: DictConfig) -> None:
+    prepare(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Scrape public-domain paintings of modern artists from WikiArt into a folder of images plus a manifest.
+
+Three phases over a pool of worker threads: artist index per letter -> artists of a modern movement within
+the life-date bounds -> their public-domain works, downloaded at full size. A failure is recorded and
+counted for its own item only; a rerun skips what the manifest (or a finished file) already holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+from rich.progress import Progress
+
+from data_modules.files import atomic_write_csv, sha256_file
+from data_modules.scrape.client import FetchError, HttpClient
+from data_modules.scrape.manifest import Manifest, PaintingRecord, safe_stem
+from data_modules.scrape.wikiart import ArtistEntry, WikiArtSite, WorkEntry
+
+log = logging.getLogger(__name__)
+
+IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}  # PIL format -> file extension kept
+
+
+@dataclass
+class ScrapeSummary:
+    """Counts of a scrape run; `failures` lists (url, reason) of everything that failed."""
+
+    artists_found: int = 0
+    artists_kept: int = 0
+    found: int = 0  # works listed by the kept artists
+    kept: int = 0  # public domain, with an image
+    downloaded: int = 0  # fetched in this run
+    skipped: int = 0  # already there from an earlier run
+    failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"artists {self.artists_kept}/{self.artists_found} kept; paintings: found {self.found}, "
+            f"kept {self.kept}, downloaded {self.downloaded}, skipped {self.skipped}, failed {self.failed}"
+        )
+
+
+@dataclass(frozen=True)
+class _Artist:
+    entry: ArtistEntry
+    movements: tuple[str, ...]
+
+
+class _Scraper:
+    def __init__(self, out_dir: Path, site: WikiArtSite, client: HttpClient, movements: Sequence[str],
+                 licenses: Sequence[str], born_after: int, died_before: int, max_bytes: int,
+                 workers: int, manifest_save_every_s: float):
+        self.images_dir = out_dir / "images"
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        self.failures_path = out_dir / "failures.csv"
+        self.site, self.client = site, client
+        self.movements = [m.lower() for m in movements]
+        self.licenses = [x.lower() for x in licenses]
+        self.born_after, self.died_before = born_after, died_before
+        self.max_bytes, self.workers = max_bytes, workers
+        self.manifest = Manifest(out_dir / "manifest.csv", save_every_s=manifest_save_every_s)
+        self.summary = ScrapeSummary()
+        self._lock = threading.Lock()
+
+    def run(self, letters: Iterable[str]) -> ScrapeSummary:
+        for leftover in self.images_dir.glob(".*.part"):  # downloads cut off by a killed run
+            leftover.unlink()
+        pool = ThreadPoolExecutor(self.workers)
+        try:
+            with Progress() as progress:
+                indexes = self._map(pool, progress, "artist index", self._read_index, list(letters), [])
+                artists = {a.url: a for index in indexes for a in index}
+                self.summary.artists_found = len(artists)
+                alive = [a for a in artists.values() if self._dates_ok(a)]
+                modern = [a for a in self._map(pool, progress, "artists", self._read_artist, alive) if a]
+                self.summary.artists_kept = len(modern)
+                works = self._map(pool, progress, "works lists", self._read_works, modern, [])
+                jobs = {w.url: (w, a) for a, listed in zip(modern, works) for w in listed}
+                self.summary.found = len(jobs)
+                self._map(pool, progress, "paintings", lambda job: self._fetch_painting(*job),
+                          list(jobs.values()))
+        finally:  # on Ctrl-C: drop queued work, let running downloads finish, keep the record
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.manifest.save()
+            atomic_write_csv(self.failures_path, ["url", "reason"],
+                             [{"url": u, "reason": r} for u, r in self.summary.failures])
+        return self.summary
+
+    def _map(self, pool: ThreadPoolExecutor, progress: Progress, what: str, fn: Callable, items: list,
+             on_failure=None) -> list:
+        """fn over items on the pool; an item that raises FetchError is recorded and gives `on_failure`."""
+        task = progress.add_task(what, total=len(items))
+
+        def guarded(item):
+            try:
+                return fn(item)
+            except FetchError as e:
+                self._fail(e.url, e.reason)
+                return on_failure
+            finally:
+                progress.advance(task)
+
+        return list(pool.map(guarded, items))
+
+    def _fail(self, url: str, reason: str) -> None:
+        log.warning("failed %s: %s", url, reason)
+        with self._lock:
+            self.summary.failed += 1
+            self.summary.failures.append((url, reason))
+
+    def _count(self, **increments: int) -> None:
+        with self._lock:
+            for name, n in increments.items():
+                setattr(self.summary, name, getattr(self.summary, name) + n)
+
+    def _read_index(self, letter: str) -> list[ArtistEntry]:
+        url = self.site.index_url(letter)
+        return self.site.parse_index(self.client.get_text(url), url)
+
+    def _dates_ok(self, artist: ArtistEntry) -> bool:
+        return artist.born > self.born_after and artist.died is not None and 0 < artist.died < self.died_before
+
+    def _read_artist(self, artist: ArtistEntry) -> _Artist | None:
+        movements = self.site.parse_movements(self.client.get_text(artist.url))
+        if any(word in m.lower() for m in movements for word in self.movements):
+            return _Artist(artist, tuple(movements))
+        return None
+
+    def _read_works(self, artist: _Artist) -> list[WorkEntry]:
+        url = self.site.works_url(artist.entry.url)
+        return self.site.parse_works(self.client.get_text(url), artist.entry.url)
+
+    def _fetch_painting(self, work: WorkEntry, artist: _Artist) -> None:
+        known = self.manifest.get(work.url)
+        if known and (self.images_dir / known.file).exists():
+            self._count(kept=1, skipped=1)
+            return
+        page = self.site.parse_painting(self.client.get_text(work.url), work.url)
+        if not any(x in page.license.lower() for x in self.licenses):
+            return
+        if not page.image_url:
+            self._fail(work.url, "painting page has no og:image")
+            return
+        self._count(kept=1)
+        stem = safe_stem(artist.entry.name, page.title or work.title, work.url)
+        record = dict(artist=artist.entry.name, title=page.title or work.title, year=page.year or work.year,
+                      movement=page.style or ", ".join(artist.movements), page_url=work.url,
+                      source_url=page.image_url, license=page.license)
+        finished = [p for p in self.images_dir.glob(f"{stem}.*") if p.suffix in IMAGE_FORMATS.values()]
+        if finished:  # written by a run killed before it saved the manifest
+            path = finished[0]
+            self.manifest.add(PaintingRecord(**record, file=path.name, sha256=sha256_file(path)))
+            self._count(skipped=1)
+            return
+        part = self.images_dir / f".{stem}.part"
+        try:
+            download = self.client.download(page.image_url, part, self.max_bytes)
+            path = self.images_dir / f"{stem}{_check_image(part, page.image_url)}"
+            os.replace(part, path)
+        finally:
+            part.unlink(missing_ok=True)
+        self.manifest.add(PaintingRecord(**record, file=path.name, sha256=download.sha256))
+        self._count(downloaded=1)
+
+
+def _check_image(path: Path, url: str) -> str:
+    """Decode the whole file (catches truncated and non-image bodies); returns the extension for its format."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            fmt = image.format
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise FetchError(url, f"not a decodable image ({e})") from None
+    if fmt not in IMAGE_FORMATS:
+        raise FetchError(url, f"unsupported image format {fmt} (expected one of {sorted(IMAGE_FORMATS)})")
+    return IMAGE_FORMATS[fmt]
+
+
+def scrape(out_dir: str | Path, base_url: str, language: str, letters: str | Sequence[str], born_after: int,
+           died_before: int, movements: Sequence[str], licenses: Sequence[str], workers: int, max_bytes: int,
+           manifest_save_every_s: float, http: Mapping) -> ScrapeSummary:
+    """Run the scrape into `out_dir` (images/, manifest.csv, failures.csv); see conf/prepare.yaml."""
+    scraper = _Scraper(Path(out_dir), WikiArtSite(base_url, language), HttpClient(**http), movements,
+                       licenses, born_after, died_before, max_bytes, workers, manifest_save_every_s)
+    return scraper.run(letters)

