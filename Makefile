@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) train.py
+	$(PY) train.py experiment=met_cpu
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -19,3 +19,17 @@ def test_multirun_isolates_jobs_and_survives_a_failure(tmp_path, tiny_paintings)
     assert (sweep / "0" / "checkpoints" / "last.ckpt").is_file()
     assert not (sweep / "1" / "checkpoints").exists()
     assert "Invalid learning rate" in (sweep / "1" / "train.log").read_text()
+
+
+def test_optuna_search_config_composes():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from train_config import CONF
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["hparams_search=optuna"], return_hydra_config=True)
+    assert cfg.optimized_metric == "val/fid"
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert set(cfg.hydra.sweeper.params) == {"model.r1_gamma", "model.lr", "model.style_mixing"}

@@ -30,8 +30,8 @@ class FusedLeakyReLU(nn.Module):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return bias_leaky_relu(x, self.bias)
+    def forward(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        return bias_leaky_relu(x, self.bias, inplace=inplace)
 
 
 class Blur(nn.Module):
@@ -158,7 +158,8 @@ class ModulatedConv2d(nn.Module):
         if self.demodulate:
             # sum_{i,k} (w[o,i,k] * s[i])^2 = (s^2) @ (sum_k w^2)^T
             coefs = torch.rsqrt(styles.square() @ weight.square().sum((2, 3)).t() + 1e-8)
-            x = x * coefs[:, :, None, None].to(x.dtype)
+            coefs = coefs[:, :, None, None].to(x.dtype)
+            x = x.mul_(coefs) if not torch.is_grad_enabled() else x * coefs  # x is ours: the conv's output
         return x
 
     def extra_repr(self) -> str:
@@ -173,10 +174,11 @@ class NoiseInjection(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None, inplace: bool = False) -> torch.Tensor:
         if noise is None:
             noise = x.new_empty(x.shape[0], 1, x.shape[2], x.shape[3]).normal_()
-        return x + self.weight.to(x.dtype) * noise.to(x.dtype)
+        noise = self.weight.to(x.dtype) * noise.to(x.dtype)
+        return x.add_(noise) if inplace else x + noise
 
 
 class ConstantInput(nn.Module):
@@ -203,6 +205,7 @@ class StyledConv(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None,
                 add_noise: bool = True) -> torch.Tensor:
         x = self.conv(x, style)
+        inplace = not torch.is_grad_enabled()  # inference: x is the conv's fresh output, reuse its memory
         if add_noise:
-            x = self.noise(x, noise)
-        return self.activate(x)
+            x = self.noise(x, noise, inplace)
+        return self.activate(x, inplace)

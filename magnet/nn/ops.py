@@ -71,8 +71,14 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
 
 
 def bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None, negative_slope: float = 0.2,
-                    gain: float = math.sqrt(2)) -> torch.Tensor:
-    """Add a per-channel bias (dim 1), apply leaky ReLU and scale by `gain` (StyleGAN2's 'lrelu')."""
+                    gain: float = math.sqrt(2), inplace: bool = False) -> torch.Tensor:
+    """Add a per-channel bias (dim 1), apply leaky ReLU and scale by `gain` (StyleGAN2's 'lrelu').
+
+    `inplace` overwrites `x` (for inference, where it saves two full-size allocations per layer).
+    """
     if bias is not None:
-        x = x + bias.view(1, -1, *([1] * (x.ndim - 2)))
+        bias = bias.view(1, -1, *([1] * (x.ndim - 2))).to(x.dtype)
+        x = x.add_(bias) if inplace else x + bias
+    if inplace:
+        return F.leaky_relu_(x, negative_slope).mul_(gain)
     return F.leaky_relu(x, negative_slope) * gain

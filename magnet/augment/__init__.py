@@ -1,0 +1,6 @@
+"""Adaptive discriminator augmentation (ADA): the kornia pipeline and the controller of its probability p."""
+
+from magnet.augment.ada import AdaController
+from magnet.augment.pipeline import BGC, AugmentPipe
+
+__all__ = ["BGC", "AdaController", "AugmentPipe"]
