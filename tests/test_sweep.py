@@ -24,7 +24,6 @@ def test_multirun_isolates_jobs_and_survives_a_failure(tmp_path, tiny_paintings)
 def test_optuna_search_config_composes():
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-
     from train_config import CONF
 
     GlobalHydra.instance().clear()

@@ -6,11 +6,11 @@ import hydra
 import pytest
 import torch
 from hydra.errors import InstantiationException
+from train_config import compose_train
 
 from magnet import load_generator
 from magnet.nn.checkpoint import read_checkpoint
 from train import train
-from train_config import compose_train
 
 
 def _state(path):
