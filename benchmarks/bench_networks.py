@@ -152,7 +152,8 @@ def main():
     if "d_fwd_bwd" in args.cases:
         specs += [dict(base, kind="d_fwd_bwd", arch=a, size=args.train_size) for a in args.archs]
     if "train" in args.cases:
-        specs += [dict(base, kind=k, arch="swagan", size=args.train_size) for k in ("d_step", "g_step", "r1_step", "pl_step")]
+        steps = ("d_step", "g_step", "r1_step", "pl_step")
+        specs += [dict(base, kind=k, arch="swagan", size=args.train_size) for k in steps]
 
     peak = matmul_peak(args.threads, args.device)
     ctx = mp.get_context("spawn")

@@ -48,15 +48,17 @@ class EveryKimg(pl.Callback):
         raise NotImplementedError
 
 
-def log_image(trainer, key: str, image: np.ndarray, caption: str, kimg: float) -> None:
-    """An HWC uint8 image to every active logger: W&B and TensorBoard natively, others as a PNG file."""
-    step = trainer.global_step
+def save_and_log_image(trainer, folder: str, key: str, image: np.ndarray, caption: str, kimg: float) -> Path:
+    """An HWC uint8 image as `<run>/<folder>/<kimg tag>.png`, and to the loggers that show images (W&B,
+    TensorBoard). Called on every rank; only rank 0 writes."""
+    path = Path(trainer.default_root_dir) / folder / f"{kimg_tag(kimg)}.png"
+    if not trainer.is_global_zero:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):  # WandbLogger
-            logger.log_image(key=key, images=[image], step=step, caption=[caption])
+            logger.log_image(key=key, images=[image], step=trainer.global_step, caption=[caption])
         elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoardLogger
-            logger.experiment.add_image(key, image, step, dataformats="HWC")
-        elif getattr(logger, "log_dir", None):  # CSVLogger and the like
-            folder = Path(logger.log_dir) / "images"
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(folder / f"{key.replace('/', '_')}_{kimg_tag(kimg)}.png")
+            logger.experiment.add_image(key, image, trainer.global_step, dataformats="HWC")
+    return path

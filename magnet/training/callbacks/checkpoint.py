@@ -2,14 +2,17 @@
 
 from pathlib import Path
 
+from pytorch_lightning.callbacks import Checkpoint
+
 from .base import EveryKimg, kimg_tag
 
 
-class KimgCheckpoint(EveryKimg):
+class KimgCheckpoint(EveryKimg, Checkpoint):
     """Saves `kimg<N>.ckpt` every `every_kimg` and refreshes `last.ckpt`; keeps the `keep` newest kimg files.
 
     Writes go through the trainer's checkpoint IO (atomic with magnet's AtomicCheckpointIO), so a kill
-    mid-write leaves the previous `last.ckpt` intact.
+    mid-write leaves the previous `last.ckpt` intact. Being a `Checkpoint`, it stands in for Lightning's
+    default per-epoch ModelCheckpoint.
     """
 
     def __init__(self, dirpath: str, every_kimg: float = 200.0, keep: int | None = 3):

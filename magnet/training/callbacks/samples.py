@@ -1,12 +1,9 @@
 """Sample grids from the EMA generator at fixed latents, so successive grids show training progress."""
 
-from pathlib import Path
-
 import torch
-from PIL import Image
 from torchvision.utils import make_grid
 
-from .base import EveryKimg, kimg_tag, log_image
+from .base import EveryKimg, save_and_log_image
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None):
@@ -33,9 +30,4 @@ class SampleGrid(EveryKimg):
         z = torch.randn(self.num_images, g_ema.style_dim, generator=torch.Generator().manual_seed(self.seed))
         images = torch.cat([g_ema(chunk.to(pl_module.device), self.truncation_psi, noise_mode="const")
                             for chunk in z.split(8)])
-        grid = image_grid(images)
-        if trainer.is_global_zero:
-            folder = Path(trainer.default_root_dir) / self.dirname
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(grid).save(folder / f"{kimg_tag(kimg)}.png")
-            log_image(trainer, "samples", grid, f"{kimg:.1f} kimg", kimg)
+        save_and_log_image(trainer, self.dirname, "samples", image_grid(images), f"{kimg:.3f} kimg", kimg)

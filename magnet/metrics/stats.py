@@ -1,0 +1,103 @@
+"""Features of an image folder (the real side of FID/KID), cached under a key of everything that made them.
+
+The key covers the folder, a hash of its file list (names, sizes, modification times), the image size and
+the feature network, so adding, removing or editing an image, or changing the size, recomputes them.
+"""
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from rich.progress import track
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files under `folder` (recursive), sorted, so the order and the hash are reproducible."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Image folder {str(folder)!r} does not exist; point data_dir at a folder.")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {str(folder)!r}.")
+    return files
+
+
+def load_image(path: Path, size: int) -> Tensor:
+    """An image as uint8 (3, size, size): centre-cropped to a square, then resized with Lanczos if needed."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        w, h = image.size
+        side = min(w, h)
+        if w != h:
+            left, top = (w - side) // 2, (h - side) // 2
+            image = image.crop((left, top, left + side, top + side))
+        if side != size:
+            image = image.resize((size, size), Image.Resampling.LANCZOS)
+        return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+
+
+class _Images(Dataset):
+    def __init__(self, files: list[Path], size: int):
+        self.files, self.size = files, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return load_image(self.files[i], self.size)
+
+
+def cache_key(folder: Path, files: list[Path], size: int, network: str) -> str:
+    """A hash of the folder, its file list (names, sizes, times), the image size and the feature network."""
+    listing = [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    files_hash = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+    what = {"folder": str(folder.resolve()), "files": files_hash, "size": size, "network": network}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
+
+
+@torch.no_grad()
+def folder_features(
+    folder: str | os.PathLike,
+    network: Callable[[Tensor], Tensor],
+    size: int,
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> Tensor:
+    """(N, D) float32 features of every image in `folder` at `size` px, read from the cache when present.
+
+    `network` maps uint8 (B, 3, size, size) to (B, D) and has a `name` attribute; name None disables the
+    cache (for a network whose weights are not a fixed file, such as a randomly initialised CLIP).
+    """
+    folder = Path(folder)
+    files = list_images(folder)
+    name = getattr(network, "name", None)
+    cache_file = None
+    if cache_dir is not None and name is not None:
+        key = cache_key(folder, files, size, name)
+        readable = re.sub(r"[^\w.-]+", "_", f"{folder.resolve().name}-{size}px-{name}")
+        cache_file = Path(cache_dir).expanduser() / f"{readable}-{key}.pt"
+        if cache_file.is_file():
+            return torch.load(cache_file, map_location="cpu", weights_only=True)["features"]
+    loader = DataLoader(_Images(files, size), batch_size=batch_size, num_workers=num_workers)
+    batches = track(loader, description=f"Features of {folder.name}", disable=not progress)
+    features = torch.cat([network(batch.to(device)).float().cpu() for batch in batches])
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        meta = {"folder": str(folder.resolve()), "num_images": len(files), "size": size, "network": name}
+        torch.save({"features": features, **meta}, partial)
+        os.replace(partial, cache_file)  # atomic: another process never reads half a file
+    return features

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, losses, EMA and callbacks (plain Lightning, no Hydra)."""
