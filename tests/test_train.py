@@ -75,4 +75,5 @@ def test_fine_tune_starts_from_the_given_weights(tmp_path, tiny_paintings):
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
     source = read_checkpoint(ckpt)["state_dict"]
     assert torch.equal(model.G.style[1].weight, source["G.style.1.weight"])
-    assert torch.equal(model.g_ema.style[1].weight, source["G.style.1.weight"])
+    assert torch.equal(model.D.final_linear[1].weight, source["D.final_linear.1.weight"])
+    assert torch.equal(model.g_ema.style[1].weight, source["g_ema.style.1.weight"])

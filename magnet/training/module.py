@@ -58,34 +58,42 @@ class GAN(pl.LightningModule):
         self.register_buffer("nimg", torch.zeros((), dtype=torch.long))  # images seen, all ranks
         self.register_buffer("batches", torch.zeros((), dtype=torch.long))  # training batches done
         self.register_buffer("pl_mean", torch.zeros(()))  # running mean path length
-        self._init_ada_p = None
+        self._init_ada_p, self._init_optim = None, []
+        self.g_ema = make_ema(self.G)
         if init_from:
             self._load_weights(init_from)
-        self.g_ema = make_ema(self.G)
 
     @property
     def kimg(self) -> float:
         return float(self.nimg) / 1000
 
     def _load_weights(self, path: str):
-        """Fine-tune: G, D (and G_ema when present) from a checkpoint of the same architecture."""
+        """Fine-tune: G, D and G_ema from a checkpoint of the same architecture (rosinality's layout or ours),
+        with the optimizer states and ADA p when it has them, as MAGnet resumed rosinality's training."""
         ckpt = read_checkpoint(path)
-        g_state = network_state(ckpt, "g", path) if "g" in ckpt else network_state(ckpt, "G", path)
+        ours = "state_dict" in ckpt
+        g_state = network_state(ckpt, "G" if ours else "g", path)
         found = infer_generator_config(g_state)
         if found != self.config:
             raise ValueError(
                 f"init_from={path} holds a generator {found.describe()}, but the model config asks for "
                 f"{self.config.describe()}; set model.network to match the checkpoint or pick another one"
             )
-        d_state = network_state(ckpt, "d", path) if "d" in ckpt else network_state(ckpt, "D", path)
-        d_config, kernel = infer_discriminator_config(d_state)
+        d_state = network_state(ckpt, "D" if ours else "d", path)
+        _, kernel = infer_discriminator_config(d_state)
         if kernel != self.hparams.from_rgb_kernel:
             self.D = Discriminator(self.config, from_rgb_kernel=kernel)
             self.hparams.from_rgb_kernel = kernel
         self.G.load_state_dict(g_state, strict=False)
         self.D.load_state_dict(d_state)
-        if "ada_aug_p" in ckpt:
-            self._init_ada_p = float(ckpt["ada_aug_p"])
+        self.g_ema.load_state_dict(network_state(ckpt, "g_ema", path), strict=False)
+        if ours:
+            self._init_optim = ckpt.get("optimizer_states", [])
+            p = ckpt["state_dict"].get("augment.p")
+            self._init_ada_p = float(p) if p is not None else None
+        else:
+            self._init_optim = [ckpt.get("g_optim") or {}, ckpt.get("d_optim") or {}]
+            self._init_ada_p = float(ckpt["ada_aug_p"]) if "ada_aug_p" in ckpt else None
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -94,8 +102,14 @@ class GAN(pl.LightningModule):
         return opt_g, opt_d
 
     def on_fit_start(self):
-        if self._init_ada_p is not None and self.augment.mode == "adaptive" and self.nimg == 0:
+        """Fine-tuning (not a resume): take over the source's Adam moments and ADA p."""
+        if self.nimg > 0:
+            return
+        if self._init_ada_p is not None and self.augment.mode == "adaptive":
             self.augment.p.fill_(self._init_ada_p)
+        for optimizer, source in zip(self.optimizers(), self._init_optim):
+            if source.get("state"):  # moments only: lr and betas stay those of our config
+                optimizer.load_state_dict({**optimizer.state_dict(), "state": source["state"]})
 
     # ------------------------------------------------------------------ the training step
     def _latents(self, n: int) -> torch.Tensor:
