@@ -1,44 +1,18 @@
 """Loading rosinality/MAGnet checkpoints: key layout, outputs against an independent reference, errors."""
 
-import argparse
 import json
 from pathlib import Path
 
 import naive_reference as ref
 import pytest
 import torch
-from rosinality_format import discriminator_state, generator_state
+from rosinality_format import discriminator_state, generator_state, save_rosinality
 
 from magnet import build_discriminator, build_generator, load_discriminator, load_generator
 from magnet.nn import style_mix
 
 LAYOUT = json.loads((Path(__file__).parent / "fixtures" / "rosinality_layout.json").read_text())
 TINY = dict(style_dim=24, n_mlp=3, channel_multiplier=1, channel_max=16)
-
-
-def _randomise(module):
-    """Nonzero noise weights and biases, so every path of the reference comparison is exercised."""
-    gen = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if name.endswith("bias") or name.endswith("noise.weight"):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.2 + (1 if "modulation" in name else 0))
-
-
-def save_rosinality(path, arch, size, from_rgb_kernel=3, **shape):
-    """A checkpoint in rosinality's format (as train.py writes it), from freshly built networks."""
-    torch.manual_seed(0)
-    G = build_generator(arch, size, **shape)
-    D = build_discriminator(arch, size, shape["channel_multiplier"], shape["channel_max"], from_rgb_kernel)
-    _randomise(G)
-    _randomise(D)
-    wavelet = arch == "swagan"
-    g_state = generator_state(G.state_dict(), wavelet)
-    args = argparse.Namespace(arch=arch, size=size, latent=shape["style_dim"], n_mlp=shape["n_mlp"],
-                              channel_multiplier=shape["channel_multiplier"], r1=10.0)
-    torch.save({"g": g_state, "g_ema": g_state, "d": discriminator_state(D.state_dict(), wavelet),
-                "g_optim": {}, "d_optim": {}, "args": args, "ada_aug_p": 0.1}, path)
-    return g_state, discriminator_state(D.state_dict(), wavelet)
 
 
 @pytest.mark.parametrize("name,size", [("swagan256_random", 256), ("swagan64_random", 64)])

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from omegaconf import open_dict
+from train_config import compose_train
 
 from train import train
-from train_config import compose_train
 
 
 class DumpRankState(pl.Callback):

@@ -77,3 +77,17 @@ def test_fine_tune_starts_from_the_given_weights(tmp_path, tiny_paintings):
     assert torch.equal(model.G.style[1].weight, source["G.style.1.weight"])
     assert torch.equal(model.D.final_linear[1].weight, source["D.final_linear.1.weight"])
     assert torch.equal(model.g_ema.style[1].weight, source["g_ema.style.1.weight"])
+
+
+def test_fine_tune_from_a_rosinality_checkpoint(tmp_path, tiny_paintings):
+    from rosinality_format import save_rosinality
+
+    path = tmp_path / "magnet_era.pt"
+    g_state, d_state = save_rosinality(path, "swagan", 32, from_rgb_kernel=1, style_dim=16, n_mlp=2,
+                                       channel_multiplier=1, channel_max=16)
+    cfg = compose_train(tmp_path / "b", tiny_paintings, f"model.init_from={path}")
+    model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    assert torch.equal(model.G.convs[0].conv.weight, g_state["convs.0.conv.weight"])
+    assert model.D.from_rgbs[0].conv[0].weight.shape[-1] == 1  # MAGnet-era 1x1 FromRGB, inferred
+    assert torch.equal(model.D.from_rgbs[0].conv[0].weight, d_state["from_rgbs.0.conv.0.weight"])
+    assert model._init_ada_p == pytest.approx(0.1)
