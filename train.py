@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from magnet.training.setup import apply_extras, finish_loggers, instantiate_group
+from magnet.entrypoints import apply_extras, finish_loggers, instantiate_group
 
 log = logging.getLogger(__name__)
 

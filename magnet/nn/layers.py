@@ -189,7 +189,7 @@ class ConstantInput(nn.Module):
         self.input = nn.Parameter(torch.randn(1, channels, size, size))
 
     def forward(self, batch: int) -> torch.Tensor:
-        return self.input.expand(batch, -1, -1, -1)
+        return self.input.repeat(batch, 1, 1, 1)
 
 
 class StyledConv(nn.Module):

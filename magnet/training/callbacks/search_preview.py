@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytorch_lightning as pl
-from PIL import Image
 
 from magnet.search import ClipObjective, GeneticSearch, auto_levels, parse_prompt, render_latent, run_search
 from magnet.search.paint import slug
 
+from .base import EveryKimg, save_and_log_image
 
-class SearchPreview(pl.Callback):
+
+class SearchPreview(EveryKimg):
     """Runs a small genetic search per prompt on `pl_module.g_ema` every `every_kimg`; logs the paintings.
 
-    Wandb and TensorBoard loggers get images; loggers with a log_dir (CSV) get PNG files there; every logger
-    gets the scores. Only global rank 0 searches; the search has its own RNG, so training is not perturbed.
+    Paintings go to `<run>/search_preview/<prompt>/` and to W&B / TensorBoard; every logger gets the scores.
+    Only global rank 0 searches; the search has its own RNG, so training is not perturbed.
     """
 
     def __init__(
@@ -31,29 +29,17 @@ class SearchPreview(pl.Callback):
         batch_size: int = 16,
         search: dict | None = None,
     ):
-        super().__init__()
+        super().__init__(every_kimg)
         self.prompts = [str(p) for p in prompts]
         for prompt in self.prompts:  # a bad prompt fails at start-up, not hours into training
             parse_prompt(prompt)
-        self.every_kimg = float(every_kimg)
         self.clip_model_name, self.clip_pretrained = clip_model_name, clip_pretrained
         self.space, self.truncation_psi, self.seed = space, float(truncation_psi), int(seed)
         self.batch_size = batch_size
         self.strategy = GeneticSearch(**(search or {}))
-        self.next_kimg = self.every_kimg
         self._objectives = None
 
-    def state_dict(self) -> dict:
-        return {"next_kimg": self.next_kimg}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.next_kimg = state_dict["next_kimg"]
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        kimg = float(pl_module.kimg)
-        if kimg < self.next_kimg:
-            return
-        self.next_kimg = (kimg // self.every_kimg + 1) * self.every_kimg
+    def run(self, trainer, pl_module, kimg: float) -> None:
         if trainer.is_global_zero:
             self.preview(trainer, pl_module, kimg)
 
@@ -90,24 +76,9 @@ class SearchPreview(pl.Callback):
 
     def preview(self, trainer, pl_module, kimg: float) -> None:
         results = self.search(pl_module.g_ema, pl_module.device)
-        step = trainer.global_step
+        scores = {f"search/{slug(p)}": score for p, (_, score) in zip(self.prompts, results, strict=True)}
         for logger in trainer.loggers:
-            logger.log_metrics(
-                {f"search/{slug(p)}": score for p, (_, score) in zip(self.prompts, results, strict=True)},
-                step,
-            )
-            for prompt, (image, score) in zip(self.prompts, results, strict=True):
-                self._log_image(
-                    logger, f"search/{slug(prompt)}", image, f"{prompt} ({score:+.3f})", kimg, step
-                )
-
-    @staticmethod
-    def _log_image(logger, key: str, image: np.ndarray, caption: str, kimg: float, step: int) -> None:
-        if hasattr(logger, "log_image"):  # WandbLogger
-            logger.log_image(key=key, images=[image], step=step, caption=[caption])
-        elif hasattr(logger.experiment, "add_image"):  # TensorBoardLogger
-            logger.experiment.add_image(key, image, step, dataformats="HWC")
-        elif getattr(logger, "log_dir", None):  # CSVLogger and the like
-            folder = Path(logger.log_dir) / "search_preview"
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(folder / f"kimg{kimg:08.1f}_{key.split('/')[-1]}.png")
+            logger.log_metrics(scores, trainer.global_step)
+        for prompt, (image, score) in zip(self.prompts, results, strict=True):
+            save_and_log_image(trainer, f"search_preview/{slug(prompt)}", f"search/{slug(prompt)}", image,
+                               f"{prompt} ({score:+.3f})", kimg)

@@ -1,11 +1,15 @@
-"""Small pieces the entry points use to turn a composed config into running objects."""
+"""What the entry points (train.py, generate.py, eval.py) share: config to objects, device, checkpoints."""
 
 import warnings
+from pathlib import Path
 
 import hydra
 import rich
 import rich.syntax
+import torch
 from omegaconf import DictConfig, OmegaConf
+
+from magnet.nn.checkpoint import load_generator
 
 
 def instantiate_group(group: DictConfig | None) -> list:
@@ -36,3 +40,21 @@ def finish_loggers(loggers: list) -> None:
             import wandb
 
             wandb.finish()
+
+
+def pick_device(name: str | None) -> torch.device:
+    """The named device, else the GPU when there is one, else the CPU."""
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def open_generator(ckpt_path, device: torch.device):
+    """The generator of a checkpoint, with errors that say which setting to fix."""
+    if ckpt_path is None:
+        raise ValueError("no checkpoint: give ckpt_path=/path/to/checkpoint.pt")
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={str(path)!r} does not exist; give the path of a generator checkpoint")
+    try:
+        return load_generator(path, device=device)
+    except ValueError as err:
+        raise ValueError(f"ckpt_path={str(path)!r} is not a usable generator checkpoint: {err}") from err

@@ -1,0 +1,74 @@
+"""Refine a found latent with Adam in W+ through the differentiable CLIP score (optional, after the search).
+
+CLIP is scored on random cutouts with flips and a little noise, so the gradient cannot settle on adversarial
+pixel patterns of one fixed view; an optional discriminator term (as CLIP-GLaSS) keeps the image realistic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def cutouts(images: torch.Tensor, n: int, size: int, min_fraction: float, rng: torch.Generator):
+    """n random square crops per image (side between min_fraction and 1 of the image), flipped at random
+    and resized to `size`; differentiable with respect to `images`."""
+    h, w = images.shape[-2:]
+    crops = []
+    for _ in range(n):
+        side = int(min(h, w) * (min_fraction + (1 - min_fraction) * float(torch.rand((), generator=rng))))
+        top = int(torch.randint(0, h - side + 1, (), generator=rng))
+        left = int(torch.randint(0, w - side + 1, (), generator=rng))
+        crop = images[..., top : top + side, left : left + side]
+        if float(torch.rand((), generator=rng)) < 0.5:
+            crop = crop.flip(-1)
+        crops.append(
+            F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        )
+    return torch.cat(crops)
+
+
+@dataclass
+class Refiner:
+    """Adam on the W+ latent for `steps` steps; steps=0 turns refinement off."""
+
+    steps: int = 0
+    lr: float = 0.01
+    num_cutouts: int = 8
+    cut_min: float = 0.5  # smallest cutout side, as a fraction of the image side
+    noise: float = 0.02  # std of the Gaussian noise added to the cutouts
+    realism_weight: float = 0.0  # weight of the discriminator's non-saturating loss; needs a discriminator
+
+    def run(self, space, objective, latent, rng: torch.Generator, discriminator=None, progress=None):
+        """latent in `space` -> refined W+ latent (n_latent, style_dim) on the CPU."""
+        if self.realism_weight and discriminator is None:
+            raise ValueError(
+                "refine.realism_weight > 0 needs a discriminator; set it to 0 or load a checkpoint with 'd'"
+            )
+        with torch.no_grad():
+            ws = space.to_ws(latent[None]).detach().clone()
+        ws.requires_grad_(True)
+        optimizer = torch.optim.Adam([ws], lr=self.lr)
+        size = getattr(getattr(objective, "clip", None), "image_size", 224)  # CLIP input size
+        task = (
+            progress.add_task("refine", total=self.steps, best=float("nan"), mean=float("nan"))
+            if progress
+            else None
+        )
+        for _ in range(self.steps):
+            images = space.generator.synthesis(ws, noise_mode="const")
+            views = cutouts(images, self.num_cutouts, size, self.cut_min, rng)
+            views = views + self.noise * torch.randn(views.shape, generator=rng).to(views.device)
+            score = objective(views).mean()
+            loss = -score
+            if self.realism_weight:
+                loss = loss + self.realism_weight * F.softplus(-discriminator(images)).mean()
+            # autograd.grad touches only ws: the generator's and CLIP's .grad stay untouched (training-safe).
+            (grad,) = torch.autograd.grad(loss, [ws])
+            ws.grad = grad
+            optimizer.step()
+            if task is not None:
+                progress.update(task, advance=1, best=score.item(), mean=score.item())
+        return ws.detach()[0].cpu()

@@ -1,0 +1,190 @@
+"""generate.py end to end on a tiny generator and a random small CLIP: outputs, metadata, regeneration, bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from generate import generate
+from magnet import build_discriminator, build_generator, load_generator
+from magnet.clip import load_clip
+from magnet.search import ClipObjective, parse_prompt, read_png_metadata, render_latent
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIP_MODEL = "ViT-S-32-alt"  # the smallest open_clip ViT; random weights (pretrained=None) offline
+TINY = [
+    f"clip.model_name={CLIP_MODEL}",
+    "clip.pretrained=null",
+    "genetic.num_initial_samples=4",
+    "genetic.num_parents=2",
+    "genetic.generations=1",
+    "search.batch_size=8",
+    "search.thumb_size=16",
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    g = build_generator("swagan", size=32, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=32)
+    d = build_discriminator("swagan", size=32, channel_multiplier=1, channel_max=32)
+    torch.save({"g_ema": g.state_dict(), "d": d.state_dict()}, folder / "tiny.pt")
+    torch.save({"d": d.state_dict()}, folder / "only_d.pt")
+    return folder
+
+
+def config(overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("generate", overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def run(checkpoints, tmp_path_factory):
+    """Two prompts from a text file, two seeds each, with a GIF: the paths and the output folder."""
+    out = tmp_path_factory.mktemp("out")
+    prompts = out / "prompts.txt"
+    prompts.write_text("# a comment\norange triangles | blue:0.5\n\na red circle\n")
+    cfg = config(
+        [
+            *TINY,
+            f"ckpt_path={checkpoints / 'tiny.pt'}",
+            f"prompts={prompts}",
+            "n_images=2",
+            "seed=3",
+            "output.gif=true",
+            f"output_dir={out}",
+        ]
+    )
+    return generate(cfg), out
+
+
+def test_writes_a_painting_per_prompt_and_seed_with_its_recipe(run, checkpoints):
+    paths, out = run
+    assert [p.relative_to(out).as_posix() for p in paths] == [
+        "00_orange-triangles-blue-0-5/seed_3/painting.png",
+        "00_orange-triangles-blue-0-5/seed_4/painting.png",
+        "01_a-red-circle/seed_3/painting.png",
+        "01_a-red-circle/seed_4/painting.png",
+    ]
+    meta = read_png_metadata(paths[1])
+    assert meta["prompt"] == "orange triangles | blue:0.5" and meta["seed"] == 4
+    assert meta["checkpoint"] == str((checkpoints / "tiny.pt").resolve())
+    assert meta["settings"]["genetic"]["num_initial_samples"] == 4 and meta["space"] == "z"
+    with Image.open(paths[1]) as png:
+        assert png.size == (32, 32) and png.mode == "RGB"
+    folder = paths[1].parent
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "generation_00.png",
+        "generation_01.png",
+        "painting.png",
+        "search.gif",
+        "search.json",
+    ]
+    with Image.open(folder / "search.gif") as gif:
+        assert gif.n_frames == 2
+    record = json.loads((folder / "search.json").read_text())
+    assert [len(g["scores"]) for g in record["generations"]] == [4, 2 + 4]
+    assert [g["num_parents"] for g in record["generations"]] == [0, 2]
+    assert record["renders"] == 8 and record["seed"] == 4
+    assert record["best_scores"][-1] == pytest.approx(meta["score"])
+    assert max(record["generations"][-1]["scores"]) == pytest.approx(meta["score"])
+
+
+def test_the_stored_score_is_the_clip_score_of_the_stored_latent(run, checkpoints):
+    paths, _ = run
+    meta = read_png_metadata(paths[2])
+    generator = load_generator(checkpoints / "tiny.pt")
+    image = render_latent(generator, meta["space"], meta["truncation_psi"], meta["latent"])
+    torch.manual_seed(0)  # generate.py seeds torch with 0 before it builds CLIP's random weights
+    objective = ClipObjective(load_clip(CLIP_MODEL, None), parse_prompt("a red circle"))
+    with torch.no_grad():
+        assert float(objective(image[None])) == pytest.approx(meta["score"], abs=1e-5)
+
+
+def test_a_painting_is_regenerated_from_its_png_alone(run, tmp_path):
+    paths, _ = run
+    again = generate(config([f"from_png={paths[0]}", f"output_dir={tmp_path}"]))[0]
+    assert read_png_metadata(again) == read_png_metadata(paths[0])
+    np.testing.assert_array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(paths[0])))
+
+
+def test_same_seed_same_painting(run, checkpoints, tmp_path):
+    paths, _ = run
+    cfg = config(
+        [
+            *TINY,
+            f"ckpt_path={checkpoints / 'tiny.pt'}",
+            "prompt=a red circle",
+            "seed=4",
+            "output.contact_sheets=false",
+            f"output_dir={tmp_path}",
+        ]
+    )
+    again = generate(cfg)[0]
+    np.testing.assert_array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(paths[3])))
+    assert read_png_metadata(again)["latent"] == read_png_metadata(paths[3])["latent"]
+
+
+def test_refinement_in_w_plus_with_the_discriminator(checkpoints, tmp_path):
+    cfg = config(
+        [
+            *TINY,
+            f"ckpt_path={checkpoints / 'tiny.pt'}",
+            "prompt=a red circle",
+            "refine.steps=2",
+            "refine.num_cutouts=1",
+            "refine.realism_weight=0.5",
+            "output.contact_sheets=false",
+            f"output_dir={tmp_path}",
+        ]
+    )
+    path = generate(cfg)[0]
+    meta = read_png_metadata(path)
+    assert meta["space"] == "w+" and np.shape(meta["latent"]) == (6, 32)  # n_latent of a 32 px SWAGAN
+    again = generate(config([f"from_png={path}", f"output_dir={tmp_path / 'again'}"]))[0]
+    np.testing.assert_array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(path)))
+
+
+def test_bad_input_fails_with_clear_errors(checkpoints, tmp_path):
+    ckpt = f"ckpt_path={checkpoints / 'tiny.pt'}"
+    with pytest.raises(ValueError, match="empty"):  # caught before the (here missing) checkpoint is read
+        generate(config([*TINY, "ckpt_path=/nowhere.pt", "prompt=' | '"]))
+    with pytest.raises(ValueError, match="exactly one of"):
+        generate(config([*TINY, ckpt, "prompt=a", "prompts=[b]"]))
+    with pytest.raises(FileNotFoundError, match="ckpt_path='/nowhere/g.pt' does not exist"):
+        generate(config([*TINY, "ckpt_path=/nowhere/g.pt", "prompt=a cat"]))
+    with pytest.raises(ValueError, match="only_d.pt' is not a usable generator.*no 'g_ema' network"):
+        generate(config([*TINY, f"ckpt_path={checkpoints / 'only_d.pt'}", "prompt=a cat"]))
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "not_a_gan.pt")
+    with pytest.raises(ValueError, match="not_a_gan.pt' is not a usable generator.*not a StyleGAN2/SWAGAN"):
+        generate(config([*TINY, f"ckpt_path={tmp_path / 'not_a_gan.pt'}", "prompt=a cat"]))
+    with pytest.raises(FileNotFoundError, match="prompts='missing.txt' is not a file"):
+        generate(config([*TINY, ckpt, "prompts=missing.txt"]))
+    with pytest.raises(FileNotFoundError, match="no_such.png"):
+        generate(config([f"from_png={tmp_path / 'no_such.png'}", f"output_dir={tmp_path}"]))
+
+
+def test_cli_prints_the_path_and_truncates_a_prompt_past_77_tokens_with_a_warning(checkpoints, tmp_path):
+    long_prompt = " ".join(["a very long description of a modern painting"] * 12)
+    cmd = [
+        sys.executable,
+        "generate.py",
+        *TINY,
+        f"ckpt_path={checkpoints / 'tiny.pt'}",
+        f"prompt='{long_prompt}'",
+        "output.contact_sheets=false",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "UserWarning: prompt longer than CLIP's 77 tokens, truncated" in proc.stderr
+    path = Path(proc.stdout.strip().splitlines()[-1])
+    assert path.parent == tmp_path / ("00_" + "-".join(long_prompt.split())[:60]) / "seed_0"
+    assert read_png_metadata(path)["prompt"] == long_prompt

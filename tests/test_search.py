@@ -1,0 +1,421 @@
+"""The search: prompt parsing, GA operators, elitism, norms, determinism, CMA-ES, auto-levels, outputs."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from scipy import stats
+from torch.utils.data import DataLoader, TensorDataset
+
+from magnet import build_generator
+from magnet.search import (
+    ClipObjective,
+    CMAESSearch,
+    GeneticSearch,
+    LatentSpace,
+    Refiner,
+    WeightedPrompt,
+    auto_levels,
+    parse_prompt,
+    read_png_metadata,
+    run_search,
+)
+from magnet.search.genetic import breed, linear_crossover, mutate, point_crossover, select_elite
+from magnet.search.outputs import contact_sheet, save_png
+from magnet.search.refine import cutouts
+from magnet.search.result import SearchResult
+
+
+@pytest.fixture(scope="module")
+def generator():
+    torch.manual_seed(0)
+    return build_generator("swagan", size=32, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=32).eval()
+
+
+def red_minus_blue(images: torch.Tensor) -> torch.Tensor:
+    """A cheap fixed objective standing in for CLIP where only the optimiser is under test."""
+    return images[:, 0].mean((1, 2)) - images[:, 2].mean((1, 2))
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def test_parse_weighted_prompt_string_and_list_agree():
+    expected = [
+        WeightedPrompt("orange triangles", 1.0),
+        WeightedPrompt("blue", 0.5),
+        WeightedPrompt("text", -1.0),
+    ]
+    assert parse_prompt("orange triangles | blue:0.5 | text:-1") == expected
+    assert parse_prompt(["orange triangles", "blue:0.5", "text:-1"]) == expected
+    # a colon followed by words is part of the text, not a weight
+    assert parse_prompt("still life: apples") == [WeightedPrompt("still life: apples", 1.0)]
+
+
+@pytest.mark.parametrize("bad", ["", "   ", " | ", [], "blue:0.5 | :2", "red:0 | blue:0"])
+def test_bad_prompts_fail_with_a_clear_error(bad):
+    with pytest.raises(ValueError, match="prompt"):
+        parse_prompt(bad)
+
+
+def test_missing_image_prompt_file_is_named(tmp_path):
+    missing = tmp_path / "nope.jpg"
+    with pytest.raises(FileNotFoundError, match="nope.jpg"):
+        parse_prompt("a cat", image_prompts=[f"{missing}:0.5"])
+
+
+# ---------------------------------------------------------------- GA operators
+
+
+def test_linear_crossover_arithmetic_and_magnet_child_order():
+    parents = torch.arange(4 * 3, dtype=torch.float32).reshape(4, 3) ** 1.5
+    rng = torch.Generator().manual_seed(0)
+    children = breed(parents, "linear", 0.333, 0.0, torch.ones(()), rng)
+    assert children.shape == (16, 3)
+    for j in range(4):
+        for i in range(4):  # MAGnet: for j, for i: (1 - r) * P[i] + r * P[j]
+            expected = 0.667 * parents[i] + 0.333 * parents[j]
+            torch.testing.assert_close(children[4 * j + i], expected)
+    torch.testing.assert_close(linear_crossover(torch.zeros(5), torch.ones(5), 0.333), torch.full((5,), 0.333))
+
+
+def test_point_crossover_takes_a_head_and_a_tail():
+    a, b = torch.zeros(6), torch.ones(6)
+    assert point_crossover(a, b, 2).tolist() == [0, 0, 1, 1, 1, 1]
+    parents = torch.stack([torch.full((8,), float(k)) for k in range(4)])
+    children = breed(parents, "point", 0.333, 0.0, torch.ones(()), torch.Generator().manual_seed(1))
+    for j in range(4):
+        for i in range(4):
+            child = children[4 * j + i]
+            cut = int((child == i).sum())
+            if i != j:
+                assert 1 <= cut <= 7
+                assert child.tolist() == [i] * cut + [j] * (8 - cut)
+            else:
+                assert child.tolist() == [i] * 8
+
+
+def test_mutation_is_gaussian_with_the_given_scale():
+    rng = torch.Generator().manual_seed(0)
+    noise = mutate(torch.zeros(20_000), 0.25, torch.ones(()), rng)
+    assert stats.kstest(noise.numpy(), stats.norm(0, 0.25).cdf).pvalue > 1e-3
+    scale = torch.tensor([1.0, 4.0])
+    noise = mutate(torch.zeros(20_000, 2), 0.25, scale, rng)
+    np.testing.assert_allclose(noise.std(0).numpy(), [0.25, 1.0], rtol=0.03)
+
+
+def test_select_elite_prefers_earlier_candidates_on_ties():
+    scores = torch.tensor([0.1, 0.5, 0.3, 0.5, 0.2])
+    assert select_elite(scores, 3).tolist() == [1, 3, 2]
+
+
+def test_defaults_are_magnets(generator):
+    ga = GeneticSearch()
+    assert (ga.num_initial_samples, ga.num_parents, ga.generations) == (200, 4, 5)
+    assert (ga.crossover, ga.recombination_amount, ga.mutation_amount) == ("linear", 0.333, 0.25)
+    result = run_search(generator, red_minus_blue, ga, seed=0, batch_size=50, thumb_size=8)
+    # 300 candidates as MAGnet (200 + 5 x 20); the 4 parents per generation keep their scores, so 280 renders
+    assert sum(len(g.scores) for g in result.generations) == 300
+    assert result.renders == 280
+
+
+# ---------------------------------------------------------------- search behaviour
+
+
+def small_ga(**kwargs) -> GeneticSearch:
+    return GeneticSearch(num_initial_samples=24, generations=3, **kwargs)
+
+
+def test_elitism_parents_are_the_previous_best_with_their_scores(generator):
+    result = run_search(generator, red_minus_blue, small_ga(), seed=3, batch_size=16, thumb_size=8)
+    space = LatentSpace(generator)
+    for before, after in zip(result.generations, result.generations[1:], strict=False):
+        top = select_elite(before.scores, 4)
+        torch.testing.assert_close(after.latents[:4], before.latents[top])
+        torch.testing.assert_close(after.scores[:4], before.scores[top])
+        assert after.scores.max() >= before.scores.max()
+    # a latent is a picture: rendering the stored latents again gives the stored scores
+    last = result.generations[-1]
+    with torch.no_grad():
+        again = red_minus_blue(space.render(last.latents))
+    torch.testing.assert_close(again, last.scores, atol=1e-5, rtol=1e-5)
+
+
+def test_z_latents_keep_the_norm_of_a_gaussian_sample(generator):
+    """MAGnet's quirk fixed: parents and children alike have norm sqrt(dim), not ~22.6 vs 100."""
+    for crossover in ("linear", "point"):
+        result = run_search(generator, red_minus_blue, small_ga(crossover=crossover), seed=0, thumb_size=8)
+        for generation in result.generations:
+            norms = generation.latents.norm(dim=1)
+            torch.testing.assert_close(norms, torch.full_like(norms, math.sqrt(32)))
+
+
+@pytest.mark.parametrize("space", ["z", "w", "w+"])
+def test_same_seed_same_search_other_seed_other_search(generator, space):
+    def run(seed):
+        return run_search(generator, red_minus_blue, small_ga(), space, 0.7, seed, batch_size=10, thumb_size=8)
+
+    a, b, c = run(5), run(5), run(6)
+    for ga, gb in zip(a.generations, b.generations, strict=True):
+        assert torch.equal(ga.latents, gb.latents) and torch.equal(ga.scores, gb.scores)
+    assert not torch.equal(a.best_latent, c.best_latent)
+    shape = {"z": (32,), "w": (32,), "w+": (generator.n_latent, 32)}[space]
+    assert a.best_latent.shape == shape
+    assert a.best_scores[-1] > a.best_scores[0]  # the search improved on its best random sample
+
+
+def test_w_plus_point_crossover_is_style_mixing(generator):
+    space = LatentSpace(generator, "w+")
+    parents = space.sample(2, torch.Generator().manual_seed(0))
+    child = point_crossover(parents[0], parents[1], 3)
+    assert torch.equal(child[:3], parents[0, :3]) and torch.equal(child[3:], parents[1, 3:])
+
+
+def test_search_does_not_touch_the_global_rng(generator):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    run_search(generator, red_minus_blue, small_ga(), seed=0, thumb_size=8)
+    assert torch.equal(torch.rand(3), expected)
+
+
+class QuadraticSpace:
+    """A 10-d test function for CMA-ES: score = -|x - optimum|^2 (no generator involved)."""
+
+    space, truncation_psi = "z", 1.0
+    optimum = torch.linspace(-2, 2, 10)
+
+    def sample(self, n, rng):
+        return torch.randn(n, 10, generator=rng)
+
+    def project(self, x):
+        return x
+
+    def noise_scale(self, population):
+        return torch.ones(())
+
+    def evaluate(self, latents, label=""):
+        return -((latents - self.optimum) ** 2).sum(1), torch.zeros(len(latents), 3, 1, 1, dtype=torch.uint8)
+
+
+def test_cmaes_converges_on_a_quadratic():
+    space = QuadraticSpace()
+    result = CMAESSearch(num_initial_samples=10, population=10, generations=150, sigma=1.0).run(
+        space.evaluate, space, torch.Generator().manual_seed(0)
+    )
+    assert isinstance(result, SearchResult)
+    assert result.best_scores[0] < -5  # the best random sample is far off
+    assert result.best_score > -1e-4
+    torch.testing.assert_close(result.best_latent, space.optimum, atol=1e-2, rtol=0)
+
+
+def test_cmaes_searches_the_generator(generator):
+    strategy = CMAESSearch(num_initial_samples=24, population=8, generations=3)
+    a = run_search(generator, red_minus_blue, strategy, "w+", seed=1, thumb_size=8)
+    b = run_search(generator, red_minus_blue, strategy, "w+", seed=1, thumb_size=8)
+    assert torch.equal(a.best_latent, b.best_latent)
+    assert a.renders == 24 + 3 * 8
+    assert a.best_scores == sorted(a.best_scores)
+
+
+# ---------------------------------------------------------------- auto-levels and outputs
+
+
+def test_auto_levels_matches_a_numpy_percentile_stretch():
+    rng = np.random.default_rng(0)
+    image = np.stack([rng.normal(0, 0.3, (40, 50)), rng.uniform(-1, 0.2, (40, 50)), rng.normal(0.5, 0.1, (40, 50))])
+    out = auto_levels(torch.from_numpy(image).float())
+    assert out.dtype == np.uint8 and out.shape == (40, 50, 3)
+    for c in range(3):
+        channel = image[c].astype(np.float32).astype(np.float64)
+        lo, hi = np.percentile(channel, 0.1), np.percentile(channel, 99.9)
+        expected = np.rint(np.clip((channel - lo) / (hi - lo) * 255, 0, 255)).astype(np.uint8)
+        np.testing.assert_array_equal(out[..., c], expected)
+        assert out[..., c].min() == 0 and out[..., c].max() == 255
+
+
+def test_auto_levels_flat_channel_and_bad_shape():
+    image = np.zeros((3, 4, 4))
+    image[0] = np.linspace(-1, 1, 16).reshape(4, 4)
+    out = auto_levels(image)
+    assert (out[..., 1] == 128).all()  # flat 0.0 -> the plain mapping's 127.5, rounded half to even
+    with pytest.raises(ValueError, match="3, H, W"):
+        auto_levels(np.zeros((4, 4, 3)))
+
+
+def test_png_metadata_round_trip(tmp_path):
+    metadata = {
+        "prompt": "orange triangles | blue:0.5",
+        "seed": 7,
+        "checkpoint": "/x/g.pt",
+        "settings": {"search": {"space": "z"}},
+        "score": 0.3125,
+        "latent": [0.5, -1.25],
+    }
+    image = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    path = save_png(tmp_path / "p.png", image, metadata)
+    assert read_png_metadata(path) == metadata
+    with Image.open(path) as png:
+        assert png.text["prompt"] == metadata["prompt"]
+        np.testing.assert_array_equal(np.asarray(png), image)
+
+
+def test_png_metadata_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        read_png_metadata(tmp_path / "missing.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
+    with pytest.raises(ValueError, match="no 'magnet' metadata"):
+        read_png_metadata(tmp_path / "plain.png")
+
+
+def test_contact_sheet_puts_parents_on_top_and_child_i_j_at_row_j_column_i():
+    thumbs = torch.randint(0, 256, (20, 3, 16, 16), dtype=torch.uint8)
+    sheet = np.asarray(contact_sheet(thumbs, torch.linspace(0, 1, 20), num_parents=4))
+    label, gap = 12, 4
+    assert sheet.shape == (5 * (16 + label) + gap, 4 * 16, 3)
+    np.testing.assert_array_equal(sheet[:16, 16:32], thumbs[1].permute(1, 2, 0).numpy())
+    i, j = 1, 2
+    top = (1 + j) * (16 + label) + gap
+    np.testing.assert_array_equal(
+        sheet[top : top + 16, 16 * i : 16 * (i + 1)], thumbs[4 + 4 * j + i].permute(1, 2, 0).numpy()
+    )
+
+
+# ---------------------------------------------------------------- refinement
+
+
+def test_refiner_climbs_the_objective_and_leaves_the_generator_untouched(generator):
+    space = LatentSpace(generator, "z")
+    z = space.sample(1, torch.Generator().manual_seed(0))[0]
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    refiner = Refiner(steps=15, lr=0.05, num_cutouts=2, cut_min=0.7)
+    ws = refiner.run(space, red_minus_blue, z, torch.Generator().manual_seed(0))
+    assert ws.shape == (generator.n_latent, 32)
+    with torch.no_grad():
+        start = red_minus_blue(space.render(z[None]))
+        end = red_minus_blue(generator.synthesis(ws[None], noise_mode="const"))
+    assert end > start + 0.05
+    assert all(p.grad is None for p in generator.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in generator.state_dict().items())
+
+
+def test_cutouts_are_crops_of_the_image():
+    image = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    views = cutouts(image, n=5, size=8, min_fraction=1.0, rng=torch.Generator().manual_seed(0))
+    assert views.shape == (10, 3, 8, 8)
+    for k in range(5):  # full-size crops: the image itself, or its mirror
+        pair = views[2 * k : 2 * k + 2]
+        assert torch.allclose(pair, image) or torch.allclose(pair, image.flip(-1))
+
+
+# ---------------------------------------------------------------- the training callback
+
+
+class TinyGAN(pl.LightningModule):
+    """Just what SearchPreview reads: an EMA generator and a kimg counter (500 images per step)."""
+
+    def __init__(self, g_ema):
+        super().__init__()
+        self.g_ema = g_ema
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.images_seen = 0
+
+    @property
+    def kimg(self) -> float:
+        return self.images_seen / 1000
+
+    def training_step(self, batch, batch_idx):
+        self.images_seen += 500
+        return (self.weight - 1).pow(2).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD([self.weight], lr=0.1)
+
+
+def test_search_preview_logs_the_search_of_each_prompt_every_n_kimg(generator, tmp_path):
+    from magnet.training.callbacks.search_preview import SearchPreview
+
+    search = {"num_initial_samples": 4, "num_parents": 2, "generations": 1}
+    preview = SearchPreview(
+        ["a red circle"],
+        every_kimg=1.0,
+        clip_model_name="ViT-S-32-alt",
+        clip_pretrained=None,
+        seed=2,
+        batch_size=8,
+        search=search,
+    )
+    generator.train()
+    w_avg = generator.w_avg.clone()
+    logger = pl.loggers.CSVLogger(tmp_path)
+    trainer = pl.Trainer(
+        max_steps=4,
+        default_root_dir=tmp_path,
+        logger=logger,
+        callbacks=[preview],
+        accelerator="cpu",
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    data = DataLoader(TensorDataset(torch.zeros(8, 1)), batch_size=1)
+    trainer.fit(TinyGAN(generator), data)
+    generator.eval()
+
+    assert generator.training is False and torch.equal(generator.w_avg, w_avg)
+    folder = tmp_path / "search_preview" / "a-red-circle"
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["kimg000001.000.png", "kimg000002.000.png"]  # at 1 and 2 kimg
+    metrics = (Path(logger.log_dir) / "metrics.csv").read_text()
+    assert "search/a-red-circle" in metrics
+    assert preview.state_dict() == {"next_kimg": 3.0}
+
+    # the logged painting is the search's best, auto-levelled (the generator did not change in between)
+    (objective,) = preview.objectives(torch.device("cpu"))
+    result = run_search(generator, objective, GeneticSearch(**search), seed=2, batch_size=8)
+    expected = auto_levels(LatentSpace(generator).render(result.best_latent[None])[0].detach())
+    logged = np.asarray(Image.open(folder / files[-1]))
+    np.testing.assert_array_equal(logged, expected)
+
+
+def test_search_preview_rejects_a_bad_prompt_at_start_up():
+    from magnet.training.callbacks.search_preview import SearchPreview
+
+    with pytest.raises(ValueError, match="empty"):
+        SearchPreview([" "], clip_pretrained=None)
+
+
+def test_clip_objective_is_the_weighted_sum_of_cosines_with_text_and_image_prompts(museum_paintings):
+    from magnet.clip import load_clip
+
+    clip = load_clip("ViT-S-32-alt", None)
+    painting = museum_paintings[0]
+    prompts = parse_prompt("orange triangles | text:-1", image_prompts=[f"{painting}:0.5"])
+    assert prompts[-1] == WeightedPrompt(str(painting), 0.5, is_image=True)
+    objective = ClipObjective(clip, prompts)
+    images = torch.rand(3, 3, 32, 32, requires_grad=True) * 2 - 1
+    scores = objective(images)
+    with torch.no_grad():
+        feats = clip.encode_images(images)
+        text = clip.encode_text(["orange triangles", "text"])
+        picture = clip.encode_pil([Image.open(painting).convert("RGB")])[0]
+        expected = feats @ text[0] - feats @ text[1] + 0.5 * feats @ picture
+    torch.testing.assert_close(scores.detach(), expected, atol=1e-5, rtol=1e-5)
+    (grad,) = torch.autograd.grad(scores.sum(), images)  # differentiable, for the refinement
+    assert grad.abs().sum() > 0
+
+
+def test_bad_search_settings_are_named(generator):
+    with pytest.raises(ValueError, match="crossover='uniform'"):
+        GeneticSearch(crossover="uniform")
+    with pytest.raises(ValueError, match="num_parents=8"):
+        GeneticSearch(num_initial_samples=4, num_parents=8)
+    with pytest.raises(ValueError, match="space='x'"):
+        run_search(generator, red_minus_blue, small_ga(), space="x")
+    with pytest.raises(ValueError, match="batch_size=0"):
+        run_search(generator, red_minus_blue, small_ga(), batch_size=0)
