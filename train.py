@@ -3,6 +3,7 @@
 import logging
 import math
 import traceback
+import warnings
 
 import hydra
 import pytorch_lightning as pl
@@ -13,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from magnet.entrypoints import apply_extras, finish_loggers, instantiate_group
 
 log = logging.getLogger(__name__)
+# The EMA generator is in eval mode on purpose; Lightning warns about any module that is.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
 def train(cfg: DictConfig) -> float | None:
