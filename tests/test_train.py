@@ -20,9 +20,11 @@ def _state(path):
 
 
 def test_train_writes_checkpoints_samples_and_metrics(tmp_path, tiny_paintings):
-    cfg = compose_train(tmp_path / "run", tiny_paintings, "model.total_kimg=0.016")
+    cfg = compose_train(tmp_path / "run", tiny_paintings, "model.total_kimg=0.016", "logger=many_loggers")
     train(cfg)
     run = tmp_path / "run"
+    assert list(run.glob("wandb/offline-run-*/run-*.wandb"))  # W&B, offline by default
+    assert list(run.glob("tensorboard/*/events.out.tfevents.*"))
     last = run / "checkpoints" / "last.ckpt"
     assert last.is_file() and not list((run / "checkpoints").glob(".*.tmp"))
     grids = sorted(p.name for p in (run / "samples").glob("*.png"))
@@ -91,3 +93,9 @@ def test_fine_tune_from_a_rosinality_checkpoint(tmp_path, tiny_paintings):
     assert model.D.from_rgbs[0].conv[0].weight.shape[-1] == 1  # MAGnet-era 1x1 FromRGB, inferred
     assert torch.equal(model.D.from_rgbs[0].conv[0].weight, d_state["from_rgbs.0.conv.0.weight"])
     assert model._init_ada_p == pytest.approx(0.1)
+
+
+def test_a_non_finite_loss_stops_training_with_a_clear_message(tmp_path, tiny_paintings):
+    cfg = compose_train(tmp_path / "run", tiny_paintings, "model.total_kimg=0.016", "model.lr=1e30")
+    with pytest.raises(FloatingPointError, match=r"became (nan|inf).*last good checkpoint is kept"):
+        train(cfg)
