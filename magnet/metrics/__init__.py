@@ -1,8 +1,9 @@
 """FID, KID and the Frechet distance in CLIP space, offline, checked against torch-fidelity."""
 
+from magnet.images import to_uint8
 from magnet.metrics.distances import frechet_distance, kernel_distance
 from magnet.metrics.fid import evaluate, generated_features, write_json
-from magnet.metrics.inception import InceptionFeatures, inception_weights_path, to_uint8
+from magnet.metrics.inception import InceptionFeatures, inception_weights_path
 from magnet.metrics.stats import folder_features
 
 __all__ = [

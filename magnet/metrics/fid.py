@@ -10,8 +10,8 @@ import torch
 from rich.progress import track
 from torch import Tensor, nn
 
+from magnet.images import to_uint8
 from magnet.metrics.distances import frechet_distance, kernel_distance
-from magnet.metrics.inception import to_uint8
 from magnet.metrics.stats import folder_features
 
 FeatureNetwork = Callable[[Tensor], Tensor]  # uint8 (N, 3, H, W) -> (N, D), with a `name` attribute

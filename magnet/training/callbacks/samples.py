@@ -3,6 +3,8 @@
 import torch
 from torchvision.utils import make_grid
 
+from magnet.images import to_uint8
+
 from .base import EveryKimg, save_and_log_image
 
 
@@ -10,7 +12,7 @@ def image_grid(images: torch.Tensor, nrow: int | None = None):
     """(N, 3, H, W) in [-1, 1] -> one HWC uint8 grid (quantised as the FID tools do)."""
     nrow = nrow or max(int(len(images) ** 0.5), 1)
     grid = make_grid(images.float().clamp(-1, 1), nrow=nrow, padding=2, normalize=False, pad_value=1.0)
-    return (grid * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return to_uint8(grid).permute(1, 2, 0).cpu().numpy()
 
 
 class SampleGrid(EveryKimg):
