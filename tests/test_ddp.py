@@ -1,4 +1,5 @@
-"""DDP on two CPU processes (gloo): ADA's p and the EMA generator stay identical on both ranks."""
+"""DDP on two CPU processes (gloo): ADA's p and the EMA generator stay identical on both ranks, while each
+rank draws its own latents; the checkpoint keeps every rank's random state."""
 
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import torch
 from omegaconf import open_dict
 from train_config import compose_train
 
+from magnet.nn.checkpoint import read_checkpoint
 from train import train
 
 
@@ -35,3 +37,5 @@ def test_ddp_spawn_keeps_ranks_in_step(tmp_path, tiny_paintings):
     assert int(rank0["nimg"]) == int(rank1["nimg"]) == 32  # images counted over both ranks
     assert float(rank0["p"]) > 0 and torch.equal(rank0["p"], rank1["p"])
     assert all(torch.equal(v, rank1["g_ema"][k]) for k, v in rank0["g_ema"].items())
+    rng = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["rng"]
+    assert len(rng) == 2 and not torch.equal(rng[0]["torch"], rng[1]["torch"])  # one stream per rank

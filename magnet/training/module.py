@@ -7,15 +7,16 @@ or optimizer state; the random number generators are saved with the checkpoint t
 
 import random
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 
 from magnet.augment import AdaController, AugmentPipe
 from magnet.nn import Discriminator, Generator, NetworkConfig, style_mix
 from magnet.nn.checkpoint import infer_discriminator_config, infer_generator_config, network_state, read_checkpoint
 from magnet.training.ema import ema_beta, make_ema, update_ema
 from magnet.training.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss, g_path_regularize
+from magnet.training.rng import capture_rng, offset_seeds, restore_rng
 
 
 def lazy_adam(params, lr: float, betas: tuple[float, float], interval: int) -> torch.optim.Adam:
@@ -102,9 +103,11 @@ class GAN(pl.LightningModule):
         return opt_g, opt_d
 
     def on_fit_start(self):
-        """Fine-tuning (not a resume): take over the source's Adam moments and ADA p."""
+        """A fresh start: one random stream per rank; when fine-tuning, the source's Adam moments and ADA p."""
         if self.nimg > 0:
             return
+        if self.trainer.global_rank > 0:
+            offset_seeds(self.trainer.global_rank)
         if self._init_ada_p is not None and self.augment.mode == "adaptive":
             self.augment.p.fill_(self._init_ada_p)
         for optimizer, source in zip(self.optimizers(), self._init_optim):
@@ -179,6 +182,8 @@ class GAN(pl.LightningModule):
         self.D.requires_grad_(True)
 
         images = n * self.trainer.world_size
+        if self.trainer.world_size > 1:  # each rank tracked the average w on its own latents: agree on one
+            self.G.w_avg.copy_(self.trainer.strategy.reduce(self.G.w_avg.clone(), reduce_op="mean"))
         update_ema(self.g_ema, self.G, ema_beta(images, hp.ema_kimg, int(self.nimg), hp.ema_rampup))
         self.nimg += images
         self.batches += 1
@@ -190,27 +195,19 @@ class GAN(pl.LightningModule):
 
     # ------------------------------------------------------------------ exact resume
     def on_save_checkpoint(self, checkpoint: dict):
-        """Random states as plain tensors and containers, so the checkpoint loads with weights_only=True."""
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        checkpoint["rng"] = {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "python": random.getstate(),
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-        }
+        """Every rank's random states (gathered: each rank has its own stream) and the network's shape."""
+        states = [capture_rng()]
+        if dist.is_available() and dist.is_initialized():
+            states = [None] * dist.get_world_size()
+            dist.all_gather_object(states, capture_rng())
+        checkpoint["rng"] = states
         checkpoint["network"] = self.config.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict):
-        rng = checkpoint.get("rng")
-        if not rng:
-            return
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        version, state, gauss = rng["python"]
-        random.setstate((version, tuple(state), gauss))
-        kind, keys, pos, has_gauss, cached = rng["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        states = checkpoint.get("rng")
+        if states:
+            rank = self.trainer.global_rank if self._trainer is not None else 0
+            restore_rng(states[rank % len(states)])
 
 
 __all__ = ["GAN", "lazy_adam"]
