@@ -39,3 +39,16 @@ def test_ddp_spawn_keeps_ranks_in_step(tmp_path, tiny_paintings):
     assert all(torch.equal(v, rank1["g_ema"][k]) for k, v in rank0["g_ema"].items())
     rng = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["rng"]
     assert len(rng) == 2 and not torch.equal(rng[0]["torch"], rng[1]["torch"])  # one stream per rank
+
+
+def test_ddp_resume_is_exact(tmp_path, tiny_paintings):
+    ddp = ["trainer=ddp_sim", "data.batch_size=2"]
+    train(compose_train(tmp_path / "full", tiny_paintings, *ddp, "model.total_kimg=0.024"))
+    train(compose_train(tmp_path / "half", tiny_paintings, *ddp, "model.total_kimg=0.012"))
+    half = tmp_path / "half" / "checkpoints" / "last.ckpt"
+    train(compose_train(tmp_path / "resumed", tiny_paintings, *ddp, "model.total_kimg=0.024", f"ckpt_path={half}"))
+    expected = read_checkpoint(tmp_path / "full" / "checkpoints" / "last.ckpt")
+    got = read_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert int(got["state_dict"]["nimg"]) == 24
+    assert [k for k, v in expected["state_dict"].items() if not torch.equal(v, got["state_dict"][k])] == []
+    assert all(torch.equal(a["torch"], b["torch"]) for a, b in zip(expected["rng"], got["rng"], strict=True))

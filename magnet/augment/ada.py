@@ -16,7 +16,8 @@ class AdaController(nn.Module):
     """Every `interval` batches, raises p if mean(sign(D(real))) exceeds `target`, else lowers it.
 
     Each adjustment is (images seen in the interval, all ranks) / (kimg * 1000), so p can cross [0, 1) in
-    `kimg` thousand images. The running sums are buffers, so a resume mid-interval loses nothing.
+    `kimg` thousand images. Each batch's signs are summed over the ranks as they come, so the running sums
+    (buffers) are the same on every rank and a resume mid-interval, from rank 0's checkpoint, loses nothing.
     """
 
     def __init__(
@@ -40,14 +41,14 @@ class AdaController(nn.Module):
         Returns the statistic mean(sign(D(real))) over the interval when it adjusts p, else None.
         """
         pred = real_pred.detach()
-        self.signs[0] += pred.sign().sum().long()
-        self.signs[1] += pred.numel()
+        batch = torch.stack([pred.sign().sum().long(), torch.tensor(pred.numel(), device=pred.device)])
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(batch)
+        self.signs += batch.to(self.signs.device)
         self.batches += 1
         if int(self.batches) % self.interval != 0:
             return None
         signs = self.signs.clone()
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(signs)
         self.signs.zero_()
         real_sign = signs[0].double() / signs[1]
         if augment.mode == "adaptive":

@@ -176,7 +176,8 @@ class GAN(pl.LightningModule):
             ws = self._latents(max(n // hp.pl_batch_shrink, 1))
             img = self.G.synthesis(ws)
             penalty, mean, _ = g_path_regularize(img, ws, self.pl_mean, hp.pl_decay)
-            self.pl_mean.copy_(mean)
+            # one running mean for all ranks, so rank 0's checkpoint resumes every rank exactly
+            self.pl_mean.copy_(self.trainer.strategy.reduce(mean, reduce_op="mean"))
             self._step(opt_g, hp.pl_weight * hp.g_reg_every * penalty + 0 * img[0, 0, 0, 0], "train/pl")
             logs["train/pl"] = penalty.detach()
         self.D.requires_grad_(True)
