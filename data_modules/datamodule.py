@@ -10,14 +10,14 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from data_modules.files import IMAGE_EXTENSIONS, list_images
 from data_modules.sampler import ResumableShuffle
+from magnet.images import load_square
 
 
 class ImageFolder(Dataset):
@@ -48,18 +48,11 @@ class ImageFolder(Dataset):
             if i in self._bad:
                 continue
             try:
-                return self._load(self.files[i])
+                return load_square(self.files[i], self.size).float().div_(127.5).sub_(1)
             except (OSError, SyntaxError, ValueError) as e:
                 self._bad.add(i)  # per worker process: each worker reports a bad file at most once
                 warnings.warn(f"skipping unreadable image {self.files[i]} ({e})", stacklevel=2)
         raise RuntimeError(f"none of the {len(self.files)} images could be read (first: {self.files[0]})")
-
-    def _load(self, path: Path) -> torch.Tensor:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-        if image.size != (self.size, self.size):
-            image = ImageOps.fit(image, (self.size, self.size), Image.Resampling.LANCZOS)
-        return torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div_(127.5).sub_(1)
 
 
 class ImageFolderDataModule(pl.LightningDataModule):

@@ -11,12 +11,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from rich.progress import track
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+
+from magnet.images import load_square
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -32,20 +32,6 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def load_image(path: Path, size: int) -> Tensor:
-    """An image as uint8 (3, size, size): centre-cropped to a square, then resized with Lanczos if needed."""
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        w, h = image.size
-        side = min(w, h)
-        if w != h:
-            left, top = (w - side) // 2, (h - side) // 2
-            image = image.crop((left, top, left + side, top + side))
-        if side != size:
-            image = image.resize((size, size), Image.Resampling.LANCZOS)
-        return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
-
-
 class _Images(Dataset):
     def __init__(self, files: list[Path], size: int):
         self.files, self.size = files, size
@@ -54,7 +40,7 @@ class _Images(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> Tensor:
-        return load_image(self.files[i], self.size)
+        return load_square(self.files[i], self.size)
 
 
 def cache_key(folder: Path, files: list[Path], size: int, network: str) -> str:
