@@ -11,6 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from magnet.entrypoints import open_generator, pick_device
+from magnet.errors import exit_on_user_error
 from magnet.metrics import InceptionFeatures, evaluate, write_json
 from magnet.metrics.stats import list_images
 
@@ -37,6 +38,7 @@ def run_eval(cfg: DictConfig) -> Path:
 
 
 @hydra.main(config_path="conf", config_name="eval", version_base="1.3")
+@exit_on_user_error
 def main(cfg: DictConfig) -> None:
     print(run_eval(cfg))
 

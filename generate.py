@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from magnet import load_discriminator
 from magnet.clip import load_clip
 from magnet.entrypoints import open_generator, pick_device
+from magnet.errors import exit_on_user_error
 from magnet.search import Refiner, build_strategy, paint, parse_prompt, read_png_metadata, render_latent
 from magnet.search.evaluate import make_progress
 from magnet.search.outputs import save_png
@@ -85,6 +86,7 @@ def generate(cfg: DictConfig) -> list[Path]:
 
 
 @hydra.main(config_path="conf", config_name="generate", version_base="1.3")
+@exit_on_user_error
 def main(cfg: DictConfig) -> None:
     paths = generate(cfg)
     print("\n".join(str(p) for p in paths))

@@ -12,6 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from magnet.entrypoints import apply_extras, finish_loggers, instantiate_group
+from magnet.errors import exit_on_user_error
 
 log = logging.getLogger(__name__)
 # The EMA generator is in eval mode on purpose; Lightning warns about any module that is.
@@ -39,6 +40,7 @@ def train(cfg: DictConfig) -> float | None:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
     apply_extras(cfg)
     try:

@@ -7,6 +7,8 @@ import logging
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from magnet.errors import UserError, exit_on_user_error
+
 log = logging.getLogger(__name__)
 
 STAGES = ("scrape", "crop", "filter")
@@ -15,7 +17,7 @@ STAGES = ("scrape", "crop", "filter")
 def prepare(cfg: DictConfig) -> None:
     """Run the chosen stage, or all three in order; each prints what it did and where it wrote."""
     if cfg.stage not in (*STAGES, "all"):
-        raise ValueError(f"stage={cfg.stage!r} is not one of {', '.join(STAGES)}, all")
+        raise UserError(f"stage={cfg.stage!r} is not one of {', '.join(STAGES)}, all")
     stages = STAGES if cfg.stage == "all" else (cfg.stage,)
     if "scrape" in stages:
         from data_modules.scrape import scrape
@@ -41,6 +43,7 @@ def prepare(cfg: DictConfig) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")
+@exit_on_user_error
 def main(cfg: DictConfig) -> None:
     prepare(cfg)
 

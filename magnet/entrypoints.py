@@ -9,6 +9,7 @@ import rich.syntax
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from magnet.errors import MissingFileError, UserError
 from magnet.nn.checkpoint import load_generator
 
 
@@ -26,10 +27,6 @@ def apply_extras(cfg: DictConfig) -> None:
     if extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
     if extras.get("print_config"):
-
-
-
-
         rich.print(rich.syntax.Syntax(OmegaConf.to_yaml(cfg, resolve=False), "yaml"))
 
 
@@ -50,11 +47,11 @@ def pick_device(name: str | None) -> torch.device:
 def open_generator(ckpt_path, device: torch.device):
     """The generator of a checkpoint, with errors that say which setting to fix."""
     if ckpt_path is None:
-        raise ValueError("no checkpoint: give ckpt_path=/path/to/checkpoint.pt")
+        raise UserError("no checkpoint: give ckpt_path=/path/to/checkpoint.pt")
     path = Path(ckpt_path)
     if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={str(path)!r} does not exist; give the path of a generator checkpoint")
+        raise MissingFileError(f"ckpt_path={str(path)!r} does not exist; give the path of a generator checkpoint")
     try:
         return load_generator(path, device=device)
     except ValueError as err:
-        raise ValueError(f"ckpt_path={str(path)!r} is not a usable generator checkpoint: {err}") from err
+        raise UserError(f"ckpt_path={str(path)!r} is not a usable generator checkpoint: {err}") from err
