@@ -1,6 +1,5 @@
 """FID, KID and the Frechet distance in CLIP space, offline, checked against torch-fidelity."""
 
-from magnet.images import to_uint8
 from magnet.metrics.distances import frechet_distance, kernel_distance
 from magnet.metrics.fid import evaluate, generated_features, write_json
 from magnet.metrics.inception import InceptionFeatures, inception_weights_path
@@ -14,6 +13,5 @@ __all__ = [
     "generated_features",
     "inception_weights_path",
     "kernel_distance",
-    "to_uint8",
     "write_json",
 ]
