@@ -223,7 +223,7 @@ def scrape_cfg(site_url: str, out_dir: Path, *overrides: str):
 
 
 def build_site(site: FakeWikiArt, paintings: list[Path]) -> dict:
-    """Three index letters, eight artists (three kept), seventeen works with every fault the issues list."""
+    """Three index letters, eight artists (three kept), eighteen works with every fault the issues list."""
     site.add("/en/Alphabet/a/text-list", Reply(body=index_page([
         ("/en/alexej-von-jawlensky", "Alexej von Jawlensky", "1864 - 1941"),  # kept
         ("/en/albrecht-altdorfer", "Albrecht Altdorfer", "1480 - 1538"),  # born too early
@@ -252,6 +252,7 @@ def build_site(site: FakeWikiArt, paintings: list[Path]) -> dict:
         ("untitled-1", "Untitled", "Public domain", [jpeg(paintings[2])], Reply),
         ("untitled-2", "Untitled", "Public domain", [jpeg(paintings[3])], Reply),
         ("fair", "Fair Use Work", "Fair Use", [jpeg(paintings[4])], Reply),
+        ("no-licence", "Licence Not Found", "", [jpeg(paintings[4])], Reply),
         ("page-503", "Page Busy Once", "Public domain", [jpeg(paintings[5])], Reply),
         ("image-429", "Image Rate Limited", "Public domain",
          [Reply(429, b"slow down", headers={"Retry-After": "1"}), jpeg(paintings[6])], Reply),
@@ -307,7 +308,7 @@ def test_scrape_end_to_end_with_faults(site, museum_paintings, tmp_path):
 
     assert (summary.artists_found, summary.artists_kept) == (8, 3)
     assert (summary.found, summary.kept, summary.downloaded, summary.skipped, summary.shared, summary.failed) == (
-        17, 15, 12, 0, 1, 6)
+        18, 15, 12, 0, 1, 7)
     reasons = dict(summary.failures)
     assert "HTTP 404" in reasons[site.url + "/en/boris-broken"]
     assert "not a decodable image" in reasons[site.url + "/images/jawlensky/truncated.jpg"]
@@ -315,6 +316,7 @@ def test_scrape_end_to_end_with_faults(site, museum_paintings, tmp_path):
     assert "lists no artists" in reasons[site.url + "/en/Alphabet/c/text-list"]
     assert "lists no works" in reasons[site.url + "/en/anton-empty/all-works/text-list"]
     assert "redirect loop" in reasons[site.url + "/en/alexej-von-jawlensky/loop"]
+    assert "shows no licence" in reasons[site.url + "/en/alexej-von-jawlensky/no-licence"]
     failures_csv = {row["url"]: row["reason"] for row in read_csv(tmp_path / "paintings" / "failures.csv")}
     assert failures_csv == reasons
 
@@ -345,6 +347,7 @@ def test_scrape_end_to_end_with_faults(site, museum_paintings, tmp_path):
     assert all(h.user_agent == UA for h in site.hits)
     assert not site.hits_of("/en/albrecht-altdorfer") and not site.hits_of("/en/bertha-academic/all-works/text-list")
     assert not site.hits_of("/images/jawlensky/fair.jpg")  # not public domain: never downloaded
+    assert not site.hits_of("/images/jawlensky/no-licence.jpg")
     assert not any(h.path.endswith("!Large.jpg") for h in site.hits)
     assert [h.status for h in site.hits_of("/en/alexej-von-jawlensky/page-503")] == [503, 200]
     limited = site.hits_of("/images/jawlensky/image-429.jpg")
@@ -357,7 +360,7 @@ def test_scrape_end_to_end_with_faults(site, museum_paintings, tmp_path):
     # A rerun downloads nothing again and reads no painting page it already has.
     hits_before = len(site.hits)
     again = scrape(**scrape_cfg(site.url, tmp_path))
-    assert (again.kept, again.downloaded, again.skipped, again.shared, again.failed) == (15, 0, 13, 0, 6)
+    assert (again.kept, again.downloaded, again.skipped, again.shared, again.failed) == (15, 0, 13, 0, 7)
     new_paths = {h.path for h in site.hits[hits_before:]}
     assert not any(p in new_paths for p in ("/images/jawlensky/head.jpg", "/en/alexej-von-jawlensky/head"))
 
@@ -365,7 +368,7 @@ def test_scrape_end_to_end_with_faults(site, museum_paintings, tmp_path):
     (tmp_path / "paintings" / "manifest.csv").unlink()
     hits_before = len(site.hits)
     lost = scrape(**scrape_cfg(site.url, tmp_path))
-    assert (lost.kept, lost.downloaded, lost.skipped, lost.shared, lost.failed) == (15, 0, 12, 1, 6)
+    assert (lost.kept, lost.downloaded, lost.skipped, lost.shared, lost.failed) == (15, 0, 12, 1, 7)
     fetched = {h.path for h in site.hits[hits_before:] if h.path.startswith("/images/")}
     assert fetched == {"/images/jawlensky/truncated.jpg", "/images/jawlensky/not-image.jpg"}  # the failed ones
     assert sorted(read_csv(tmp_path / "paintings" / "manifest.csv"), key=str) == sorted(rows, key=str)
@@ -622,6 +625,9 @@ def test_client_redirects(site):
     site.add("/r/to-cafe", Reply(303, headers={"Location": "café/ü".encode().decode("latin-1")}))
     site.add("/r/caf%C3%A9/%C3%BC", Reply(body="<p>arrivé</p>".encode()))
     assert client().get_text(site.url + "/r/to-cafe") == "<p>arrivé</p>"
+    elsewhere = site.add("/r/ftp", Reply(301, headers={"Location": "ftp://example.org/x.jpg"}))
+    with pytest.raises(FetchError, match=r"redirect to a non-http\(s\) URL"):
+        client().get_text(elsewhere)
     no_location = site.add("/r/nowhere", Reply(302))
     with pytest.raises(FetchError, match="HTTP 302"):
         client().get_text(no_location)

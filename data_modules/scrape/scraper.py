@@ -174,6 +174,9 @@ class _Scraper:
             self._count(kept=1, skipped=1)
             return
         page = self.site.parse_painting(self.client.get_text(work.url), work.url)
+        if not page.license:  # every painting page states one: this one did not read as it should
+            self._fail(work.url, "painting page shows no licence")
+            return
         if not any(x in page.license.lower() for x in self.licenses):
             return
         if not page.image_url:
