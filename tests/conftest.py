@@ -43,3 +43,11 @@ def tiny_paintings(tmp_path_factory, museum_paintings) -> Path:
         with Image.open(path) as image:
             ImageOps.fit(image.convert("RGB"), (32, 32), Image.Resampling.LANCZOS).save(folder / f"{path.stem}.png")
     return folder
+
+
+@pytest.fixture(scope="session")
+def huge_png(tmp_path_factory) -> Path:
+    """A valid 30000 x 30000 PNG (about 110 kB; 0.9 GB if it were decoded): above every pixel limit."""
+    from image_faults import blank_png
+
+    return blank_png(tmp_path_factory.mktemp("huge") / "huge.png", 30000, 30000)

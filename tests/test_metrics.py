@@ -9,6 +9,7 @@ import pytest
 import scipy.linalg
 import torch
 import torch_fidelity
+from image_faults import grey16_png, rotated_jpeg
 from PIL import Image, ImageFilter
 
 from magnet import build_generator
@@ -26,6 +27,7 @@ from magnet.metrics import (
     inception_weights_path,
     kernel_distance,
     register_metric,
+    stats,
     write_json,
 )
 from magnet.metrics.clip_fd import ClipFeatures
@@ -170,7 +172,7 @@ def test_blurring_costs_more_than_changing_the_paintings(features):
     assert blurred > disjoint  # about 1.2x on these paintings
 
 
-def test_folder_features_are_cached_and_recomputed_when_the_folder_changes(image_sets, tmp_path):
+def test_folder_features_are_cached_and_recomputed_when_the_folder_changes(image_sets, tmp_path, monkeypatch):
     folder = tmp_path / "few"
     folder.mkdir()
     for i, png in enumerate(sorted(image_sets["a"].glob("*.png"))[:3]):
@@ -187,6 +189,25 @@ def test_folder_features_are_cached_and_recomputed_when_the_folder_changes(image
     grown = folder_features(folder, network, SIZE, tmp_path / "cache", progress=False)
     assert network.calls > calls and grown.shape == (4, 6)
     assert torch.equal(grown[:3], first)
+    monkeypatch.setattr(stats, "READER_VERSION", stats.READER_VERSION + 1)  # a reader that decodes differently
+    calls = network.calls
+    folder_features(folder, network, SIZE, tmp_path / "cache", progress=False)
+    assert network.calls > calls
+
+
+def test_folder_images_reach_the_network_upright_and_in_their_tones(museum_paintings, tmp_path):
+    folder = tmp_path / "real"
+    folder.mkdir()
+    expected = {"deep.png": grey16_png(museum_paintings[7], folder / "deep.png", (32, 32))[..., None],
+                "turned6.jpg": rotated_jpeg(museum_paintings[8], folder / "turned6.jpg", (32, 32), 6),
+                "turned8.jpg": rotated_jpeg(museum_paintings[9], folder / "turned8.jpg", (32, 32), 8)}
+    network = MeanColour()
+    folder_features(folder, network, 32, cache_dir=None, progress=False)
+    seen = torch.cat(network.seen)
+    assert seen.dtype == torch.uint8 and len(seen) == 3
+    for image, name in zip(seen, sorted(expected)):  # in list order: sorted by name
+        reference = torch.from_numpy(expected[name].copy()).permute(2, 0, 1).int()
+        assert (image.int() - reference).abs().max() <= 1, name
 
 
 def test_to_uint8_truncates_like_the_reference_tools():

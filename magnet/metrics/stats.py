@@ -1,7 +1,8 @@
 """Features of an image folder (the real side of FID/KID), cached under a key of everything that made them.
 
-The key covers the folder, a hash of its file list (names, sizes, modification times), the image size and
-the feature network, so adding, removing or editing an image, or changing the size, recomputes them.
+The key covers the folder, a hash of its file list (names, sizes, modification times), the image size, the
+feature network and the image reader's version, so adding, removing or editing an image, changing the size,
+or a reader that decodes differently recomputes them.
 """
 
 import hashlib
@@ -16,6 +17,7 @@ from rich.progress import track
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from magnet.image_files import READER_VERSION
 from magnet.images import load_square
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -44,10 +46,11 @@ class _Images(Dataset):
 
 
 def cache_key(folder: Path, files: list[Path], size: int, network: str) -> str:
-    """A hash of the folder, its file list (names, sizes, times), the image size and the feature network."""
+    """A hash of the folder, its file list (names, sizes, times), the image size, the network and the reader."""
     listing = [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     files_hash = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
-    what = {"folder": str(folder.resolve()), "files": files_hash, "size": size, "network": network}
+    what = {"folder": str(folder.resolve()), "files": files_hash, "size": size, "network": network,
+            "reader": READER_VERSION}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
 
 
