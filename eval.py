@@ -13,13 +13,13 @@ from omegaconf import DictConfig, OmegaConf
 from magnet.entrypoints import open_generator, pick_device
 from magnet.errors import exit_on_user_error
 from magnet.metrics import MetricSettings, evaluate, write_json
-from magnet.metrics.stats import list_images
+from magnet.metrics.stats import real_images
 
 
 def run_eval(cfg: DictConfig) -> Path:
     """Write metrics.json in cfg.output_dir and return its path."""
     settings = MetricSettings(**OmegaConf.to_container(cfg.metrics, resolve=True))
-    list_images(cfg.data_dir)  # a wrong folder fails before anything slow is loaded
+    real_images(cfg.data_dir)  # a wrong folder fails before anything slow is loaded
     generator = open_generator(cfg.ckpt_path, pick_device(cfg.device))
     figures = evaluate(generator, cfg.data_dir, settings)
     return write_json({"ckpt_path": str(Path(cfg.ckpt_path).resolve()), **figures},

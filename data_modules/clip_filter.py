@@ -20,7 +20,8 @@ import torch
 from PIL import Image
 from rich.progress import track
 
-from data_modules.files import atomic_write_csv, list_images, sha256_file
+from data_modules.files import atomic_write_csv, sha256_file
+from magnet.image_files import list_images
 
 log = logging.getLogger(__name__)
 

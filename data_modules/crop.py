@@ -19,8 +19,7 @@ from pathlib import Path
 from PIL import Image
 from rich.progress import track
 
-from data_modules.files import list_images
-from magnet.image_files import READ_ERRORS, open_image, to_rgb8, upright_size
+from magnet.image_files import READ_ERRORS, list_images, open_image, to_rgb8, upright_size
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data_modules.files import IMAGE_EXTENSIONS, list_images
 from data_modules.sampler import ResumableShuffle
-from magnet.image_files import READ_ERRORS, open_image
+from magnet.image_files import IMAGE_EXTENSIONS, READ_ERRORS, list_images, open_image
 from magnet.images import load_square
 
 

@@ -1,4 +1,4 @@
-"""File helpers shared by the pipeline stages: image listing, hashing, atomic writes."""
+"""File helpers shared by the pipeline stages: hashing, atomic writes (image listing: magnet.image_files)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,6 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
-
-
-def list_images(folder: str | Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[Path]:
-    """Image files under `folder` (recursive, hidden files skipped), sorted for a stable order."""
-    folder = Path(folder)
-    return sorted(
-        path for path in folder.rglob("*")
-        if path.suffix.lower() in extensions and path.is_file() and not path.name.startswith(".")
-    )
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:

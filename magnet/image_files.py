@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -22,12 +24,22 @@ from PIL import Image, ImageOps
 MAX_PIXELS = 2 * 89_478_485
 # What reading an image can raise for a bad file (not a bug): truncated, not an image, or too large.
 READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+# What training and FID read from a folder (the crop stage also takes the formats paintings come in).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # Bumped when read_rgb returns other pixels for the same file, so caches of them are recomputed.
 READER_VERSION = 2
 
 _ORIENTATION, _BITS_PER_SAMPLE, _SAMPLE_FORMAT = 0x0112, 258, 339  # EXIF / TIFF tags
 _WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "PA")
+
+
+def list_images(folder: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Image files under `folder` (recursive, hidden files skipped), sorted for a stable order and hash."""
+    return sorted(
+        path for path in Path(folder).rglob("*")
+        if path.suffix.lower() in extensions and path.is_file() and not path.name.startswith(".")
+    )
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:

@@ -115,3 +115,18 @@ def test_the_upright_table_follows_the_exif_standard():
 def test_the_reader_and_the_crop_stage_load_without_torch():
     code = "import sys, data_modules.crop; assert not [m for m in sys.modules if m.startswith('torch')]"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_training_and_fid_read_the_same_files_of_a_folder(tmp_path):
+    """One listing: FID's real set is the training set (hidden files, other suffixes and folders alike)."""
+    from data_modules.datamodule import ImageFolderDataModule
+    from magnet.metrics.stats import real_images
+
+    (tmp_path / "sub").mkdir()
+    for name in ("a.png", "b.bmp", "sub/c.JPG", ".hidden.png", "d.webp"):
+        Image.new("RGB", (16, 16), (10, 20, 30)).save(tmp_path / name, format="PNG" if "bmp" not in name else "BMP")
+    (tmp_path / "notes.txt").write_text("not an image")
+    datamodule = ImageFolderDataModule(tmp_path, size=16, batch_size=2, num_workers=0, flip=False)
+    datamodule.setup()
+    expected = [tmp_path / n for n in ("a.png", "b.bmp", "d.webp", "sub/c.JPG")]
+    assert datamodule.dataset.files == real_images(tmp_path) == expected

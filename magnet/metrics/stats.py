@@ -17,20 +17,19 @@ from rich.progress import track
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from magnet.image_files import READER_VERSION
+from magnet.errors import MissingFileError, UserError
+from magnet.image_files import IMAGE_EXTENSIONS, READER_VERSION, list_images
 from magnet.images import load_square
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files under `folder` (recursive), sorted, so the order and the hash are reproducible."""
+def real_images(folder: str | os.PathLike) -> list[Path]:
+    """The images of a real set, as training lists them; an error naming the folder when there are none."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"Image folder {str(folder)!r} does not exist; point data_dir at a folder.")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        raise MissingFileError(f"Image folder {str(folder)!r} does not exist; point data_dir at a folder.")
+    files = list_images(folder)
     if not files:
-        raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {str(folder)!r}.")
+        raise UserError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {str(folder)!r}.")
     return files
 
 
@@ -71,7 +70,7 @@ def folder_features(
     cache (for a network whose weights are not a fixed file, such as a randomly initialised CLIP).
     """
     folder = Path(folder)
-    files = list_images(folder)
+    files = real_images(folder)
     name = getattr(network, "name", None)
     cache_file = None
     if cache_dir is not None and name is not None:

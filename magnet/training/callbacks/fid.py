@@ -15,7 +15,7 @@ import torch
 
 from magnet.errors import UserError
 from magnet.metrics import MetricSettings, MetricSuite
-from magnet.metrics.stats import list_images
+from magnet.metrics.stats import real_images
 
 from .base import EveryKimg
 
@@ -52,7 +52,7 @@ class FIDCallback(EveryKimg):
         if folder is None:
             raise UserError("the FID callback has no real images: set callbacks.fid.data_dir, "
                             "or use a datamodule with an image_dir attribute")
-        list_images(folder)
+        real_images(folder)
         self._folder = folder
         self._size = self.suite.settings.size or getattr(datamodule, "size", None) or pl_module.g_ema.size
 
