@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 from rich.progress import track
 
+from magnet.atomic import atomic_path
 from magnet.image_files import READ_ERRORS, list_images, open_image, to_rgb8, upright_size
 
 log = logging.getLogger(__name__)
@@ -82,9 +83,8 @@ def crop_painting(source: Path, out_dir: Path, size: int, min_side: int, jpeg_qu
     options = {"quality": jpeg_quality} if save_format in ("JPEG", "WEBP") else {}
     for (_, box), target in zip(boxes, targets):
         crop = image.crop(box).resize((size, size), Image.Resampling.LANCZOS)
-        tmp = target.with_name(f".{target.name}.tmp")
-        crop.save(tmp, format=save_format, **options)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            crop.save(tmp, format=save_format, **options)
     return CropResult(source, written=tuple(targets))
 
 

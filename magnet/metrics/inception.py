@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import NoTrainInceptionV3
 
+from magnet.atomic import atomic_path
 from magnet.metrics.registry import FEATURE_NETWORKS
 
 NAME = "inception-2015-12-05"
@@ -114,10 +115,8 @@ def convert_fid_helper_weights(out_dir: Path) -> Path:
     # The TorchScript network stops at the 2048 pool features; NaN logits make any use of them (IS) obvious.
     target["fc.weight"] = torch.full_like(target["fc.weight"], float("nan"))
     target["fc.bias"] = torch.full_like(target["fc.bias"], float("nan"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(target, partial)
-    os.replace(partial, out)
+    with atomic_path(out) as tmp:
+        torch.save(target, tmp)
     return out
 
 

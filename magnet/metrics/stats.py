@@ -17,6 +17,7 @@ from rich.progress import track
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from magnet.atomic import atomic_path
 from magnet.errors import MissingFileError, UserError
 from magnet.image_files import IMAGE_EXTENSIONS, READER_VERSION, list_images
 from magnet.images import load_square
@@ -83,9 +84,7 @@ def folder_features(
     batches = track(loader, description=f"Features of {folder.name}", disable=not progress)
     features = torch.cat([network(batch.to(device)).float().cpu() for batch in batches])
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
         meta = {"folder": str(folder.resolve()), "num_images": len(files), "size": size, "network": name}
-        torch.save({"features": features, **meta}, partial)
-        os.replace(partial, cache_file)  # atomic: another process never reads half a file
+        with atomic_path(cache_file) as tmp:  # another process never reads half a file
+            torch.save({"features": features, **meta}, tmp)
     return features
