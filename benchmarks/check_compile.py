@@ -22,7 +22,7 @@ def main() -> int:
     device = torch.device(parser.parse_args().device)
     torch.manual_seed(0)
     G = build_generator("swagan", 32, style_dim=16, n_mlp=2, channel_multiplier=1, channel_max=16).eval().to(device)
-    D = build_discriminator("swagan", 32, 1, 16).to(device)
+    D = build_discriminator("swagan", 32, channel_multiplier=1, channel_max=16).to(device)
     z = torch.randn(2, 16, device=device)
     img = torch.randn(2, 3, 32, 32, device=device)
     failures = []

@@ -122,6 +122,6 @@ def test_unsafe_pickles_and_bad_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match="no 'g_ema' network"):
         load_generator(wrong)
     d_only = tmp_path / "d_as_g.pt"
-    torch.save({"g_ema": build_discriminator("swagan", 32, 1, 16).state_dict()}, d_only)
+    torch.save({"g_ema": build_discriminator("swagan", 32, channel_multiplier=1, channel_max=16).state_dict()}, d_only)
     with pytest.raises(ValueError, match="not a StyleGAN2/SWAGAN generator"):
         load_generator(d_only)
