@@ -19,7 +19,6 @@ from magnet.search import Refiner, build_strategy, paint, parse_prompt, read_png
 from magnet.search.evaluate import make_progress
 from magnet.search.outputs import save_png
 from magnet.search.paint import slug
-from magnet.search.postprocess import auto_levels
 from magnet.search.prompts import collect_prompts
 
 
@@ -28,7 +27,7 @@ def regenerate(cfg: DictConfig) -> Path:
     metadata = read_png_metadata(cfg.from_png)
     generator = open_generator(cfg.ckpt_path or metadata["checkpoint"], pick_device(cfg.device))
     image = render_latent(generator, metadata["space"], metadata["truncation_psi"], metadata["latent"])
-    return save_png(Path(cfg.output_dir) / "painting.png", auto_levels(image), metadata)
+    return save_png(Path(cfg.output_dir) / "painting.png", image, metadata)
 
 
 def generate(cfg: DictConfig) -> list[Path]:
@@ -42,11 +41,11 @@ def generate(cfg: DictConfig) -> list[Path]:
     refiner = Refiner(**cfg.refine)
     device = pick_device(cfg.device)
     generator = open_generator(cfg.ckpt_path, device)
-    torch.manual_seed(0)  # so that a CLIP with random weights (pretrained=null, tests) is always the same one
-    clip = load_clip(cfg.clip.model_name, cfg.clip.pretrained, device=device)
     discriminator = (
         load_discriminator(cfg.ckpt_path, device=device).eval() if refiner.realism_weight else None
     )
+    torch.manual_seed(0)  # so that a CLIP with random weights (pretrained=null, tests) is always the same one
+    clip = load_clip(cfg.clip.model_name, cfg.clip.pretrained, device=device)
     settings = OmegaConf.to_container(cfg, resolve=False)
     recipe = {
         "checkpoint": str(Path(cfg.ckpt_path).resolve()),

@@ -10,18 +10,29 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, PngImagePlugin
 
+from magnet.errors import UserError
+from magnet.search.postprocess import auto_levels
+
 METADATA_KEY = "magnet"  # PNG text chunk holding the JSON recipe (prompt, seed, checkpoint, settings, latent)
 
 
-def save_png(path, image: np.ndarray, metadata: dict) -> Path:
-    """Write an (H, W, 3) uint8 image with `metadata` as compressed JSON, plus a readable 'prompt' chunk."""
+def save_png(path, image, metadata: dict) -> Path:
+    """Auto-level a (3, H, W) generator image in [-1, 1] and write it with `metadata` as compressed JSON, plus
+    a readable 'prompt' chunk. A non-finite image (which would come out black) is refused, and nothing written."""
     path = Path(path)
+    pixels = torch.as_tensor(image)
+    if not torch.isfinite(pixels).all():
+        bad = int((~torch.isfinite(pixels)).sum())
+        raise UserError(
+            f"refusing to write {path}: {bad} of its {pixels.numel()} values are NaN/Inf, so it would be black; "
+            "the generator or the latent is broken (a checkpoint of a diverged training, too high a refine.lr)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     info = PngImagePlugin.PngInfo()
     info.add_text(METADATA_KEY, json.dumps(metadata), zip=True)
     if "prompt" in metadata:
         info.add_text("prompt", str(metadata["prompt"]))
-    Image.fromarray(image).save(path, pnginfo=info)
+    Image.fromarray(auto_levels(pixels)).save(path, pnginfo=info)
     return path
 
 

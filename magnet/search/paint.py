@@ -68,8 +68,7 @@ def paint(
         with torch.no_grad():
             score = float(objective(image[None].to(next(generator.parameters()).device)))
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)  # save_png makes it: nothing is written for a painting it refuses
     label = prompt_label(parsed)
     metadata = {
         **recipe,
@@ -80,7 +79,7 @@ def paint(
         "truncation_psi": truncation_psi,
         "latent": latent.tolist(),
     }
-    path = save_png(out_dir / "painting.png", auto_levels(image), metadata)
+    path = save_png(out_dir / "painting.png", image, metadata)
     write_search_json(out_dir / "search.json", {**recipe, "prompt": label, "seed": int(seed)}, result)
     if contact_sheets:
         for g, generation in enumerate(result.generations):

@@ -6,6 +6,7 @@ pixel patterns of one fixed view; an optional discriminator term (as CLIP-GLaSS)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +43,11 @@ class Refiner:
     realism_weight: float = 0.0  # weight of the discriminator's non-saturating loss; needs a discriminator
 
     def run(self, space, objective, latent, rng: torch.Generator, discriminator=None, progress=None):
-        """latent in `space` -> refined W+ latent (n_latent, style_dim) on the CPU."""
+        """latent in `space` -> the best W+ latent (n_latent, style_dim) seen, the start included, on the CPU.
+
+        Every latent visited is scored as the search scores it (the objective on the whole image, without
+        cutouts or noise), so refining never hands back a painting that scores below the one it started from.
+        """
         if self.realism_weight and discriminator is None:
             raise ValueError(
                 "refine.realism_weight > 0 needs a discriminator; set it to 0 or load a checkpoint with 'd'"
@@ -57,8 +62,16 @@ class Refiner:
             if progress
             else None
         )
-        for _ in range(self.steps):
-            images = space.generator.synthesis(ws, noise_mode="const")
+        best_score, best_ws = -math.inf, ws.detach().clone()
+        for step in range(self.steps + 1):
+            with torch.set_grad_enabled(step < self.steps):
+                images = space.generator.synthesis(ws, noise_mode="const")
+            with torch.no_grad():
+                whole = float(objective(images.detach())[0])
+            if whole > best_score:  # NaN (a diverged step) never is
+                best_score, best_ws = whole, ws.detach().clone()
+            if step == self.steps:
+                break
             views = cutouts(images, self.num_cutouts, size, self.cut_min, rng)
             views = views + self.noise * torch.randn(views.shape, generator=rng).to(views.device)
             score = objective(views).mean()
@@ -70,5 +83,5 @@ class Refiner:
             ws.grad = grad
             optimizer.step()
             if task is not None:
-                progress.update(task, advance=1, best=score.item(), mean=score.item())
-        return ws.detach()[0].cpu()
+                progress.update(task, advance=1, best=best_score, mean=score.item())
+        return best_ws[0].cpu()
