@@ -43,3 +43,15 @@ def tiny_paintings(tmp_path_factory, museum_paintings) -> Path:
         with Image.open(path) as image:
             ImageOps.fit(image.convert("RGB"), (32, 32), Image.Resampling.LANCZOS).save(folder / f"{path.stem}.png")
     return folder
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, tiny_paintings) -> Path:
+    """The last.ckpt of a real tiny training run (one batch of our train()), as users get it."""
+    from train_config import compose_train
+
+    from train import train
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    train(compose_train(run, tiny_paintings, "model.total_kimg=0.004", "~callbacks.samples"))
+    return run / "checkpoints" / "last.ckpt"

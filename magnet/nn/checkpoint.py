@@ -163,11 +163,12 @@ def _config(state: dict, where: str, candidates: dict[int, list], **known) -> Ne
         raise UserError(f"{where}: {err}") from err
 
 
-def infer_generator_config(state: dict, where: str = "the weights") -> NetworkConfig:
+def infer_generator_config(state: dict, where: str = "the state dict") -> NetworkConfig:
     """Architecture, size and widths of a generator, read off its tensor shapes."""
     n_mlp = _last_index(state, r"style\.(\d+)\.")  # style.0 is the PixelNorm
     if n_mlp is None or not any(k.startswith(("conv1.", "to_rgb1.")) for k in state):
-        raise UserError(f"{where} are not a StyleGAN2/SWAGAN generator (no mapping network or ToRGB)")
+        raise UserError(f"{where} is not a StyleGAN2/SWAGAN generator (no mapping network or ToRGB); "
+                        "give a rosinality/MAGnet checkpoint or one written by magnet's training")
     n_blocks = _vote([_plus(_last_index(state, r"to_rgbs\.(\d+)\."), 1),
                       _plus(_last_index(state, r"convs\.(\d+)\."), 1, 2),
                       _plus(_last_index(state, r"noises\.noise_(\d+)$"), 0, 2)]) or 0
@@ -187,7 +188,7 @@ def infer_generator_config(state: dict, where: str = "the weights") -> NetworkCo
                                   ("to_rgb1.conv.modulation.weight", 1)), n_mlp=n_mlp)
 
 
-def infer_discriminator_config(state: dict, where: str = "the weights") -> tuple[NetworkConfig, int]:
+def infer_discriminator_config(state: dict, where: str = "the state dict") -> tuple[NetworkConfig, int]:
     """Architecture, size and widths of a discriminator, and its FromRGB kernel size (SWAGAN)."""
     epilogue = [("final_conv.0.weight", 0), ("final_conv.1.bias", 0), ("final_linear.0.bias", 0),
                 ("final_linear.1.weight", 1)]
@@ -217,7 +218,8 @@ def infer_discriminator_config(state: dict, where: str = "the weights") -> tuple
                 (f"convs.{j + 1}.conv1.0.weight", 0), (f"convs.{j + 1}.conv1.1.bias", 0)]
         candidates[4] = candidates.get(4, []) + epilogue
         return _config(state, where, candidates, arch="stylegan2", size=2**log_size), 3
-    raise UserError(f"{where} are not a StyleGAN2/SWAGAN discriminator")
+    raise UserError(f"{where} is not a StyleGAN2/SWAGAN discriminator (no FromRGB or epilogue); "
+                    "give a checkpoint with one, as rosinality's training and magnet's write")
 
 
 def _readable(infer, state: dict | None) -> NetworkConfig | None:
@@ -283,10 +285,9 @@ def _check_architecture(found: NetworkConfig, expected, network: str, ckpt: dict
         diffs = [f"{width} channels at {res} px, not {want['channels'][res]}"
                  for res, width in have["channels"].items() if width != want["channels"][res]]
     asked = f"{setting} asks for" if setting else "asked for"
-    raise UserError(
-        f"checkpoint {path} holds a {network} {found.describe(network)}, but {asked} "
-        f"{wanted.describe(network)} ({_few(diffs, sep='; ')}); {_fix(ckpt, wanted, None if whole else [network], setting)}"
-    )
+    fix = _fix(ckpt, wanted, None if whole else [network], setting)
+    raise UserError(f"checkpoint {path} holds a {network} {found.describe(network)}, but {asked} "
+                    f"{wanted.describe(network)} ({_few(diffs, sep='; ')}); {fix}")
 
 
 def check_architecture(ckpt: dict, path, config: NetworkConfig, setting: str = "") -> None:
