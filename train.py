@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from magnet.entrypoints import apply_extras, finish_loggers, instantiate_group
 from magnet.errors import exit_on_user_error
+from magnet.nn.checkpoint import check_resume_checkpoint
 
 log = logging.getLogger(__name__)
 # The EMA generator is in eval mode on purpose; Lightning warns about any module that is.
@@ -21,6 +22,7 @@ warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 def train(cfg: DictConfig) -> float | None:
     """Seed, build data, model, callbacks, loggers and trainer from the config, fit; return the swept metric."""
+    check_resume_checkpoint(cfg.get("ckpt_path"), cfg.model.network)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model, _convert_="all")

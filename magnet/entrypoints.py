@@ -1,7 +1,6 @@
 """What the entry points (train.py, generate.py, eval.py) share: config to objects, device, checkpoints."""
 
 import warnings
-from pathlib import Path
 
 import hydra
 import rich
@@ -9,7 +8,7 @@ import rich.syntax
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from magnet.errors import MissingFileError, UserError
+from magnet.errors import UserError
 from magnet.nn.checkpoint import load_generator
 
 
@@ -45,13 +44,7 @@ def pick_device(name: str | None) -> torch.device:
 
 
 def open_generator(ckpt_path, device: torch.device):
-    """The generator of a checkpoint, with errors that say which setting to fix."""
+    """The generator of a checkpoint; the loader's errors name the file and what is wrong with it."""
     if ckpt_path is None:
         raise UserError("no checkpoint: give ckpt_path=/path/to/checkpoint.pt")
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise MissingFileError(f"ckpt_path={str(path)!r} does not exist; give the path of a generator checkpoint")
-    try:
-        return load_generator(path, device=device)
-    except ValueError as err:
-        raise UserError(f"ckpt_path={str(path)!r} is not a usable generator checkpoint: {err}") from err
+    return load_generator(ckpt_path, device=device)

@@ -51,3 +51,15 @@ def huge_png(tmp_path_factory) -> Path:
     from image_faults import blank_png
 
     return blank_png(tmp_path_factory.mktemp("huge") / "huge.png", 30000, 30000)
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, tiny_paintings) -> Path:
+    """The last.ckpt of a real tiny training run (one batch of our train()), as users get it."""
+    from train_config import compose_train
+
+    from train import train
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    train(compose_train(run, tiny_paintings, "model.total_kimg=0.004", "~callbacks.samples"))
+    return run / "checkpoints" / "last.ckpt"

@@ -14,6 +14,7 @@ from PIL import Image
 from generate import generate
 from magnet import build_discriminator, build_generator, load_generator
 from magnet.clip import load_clip
+from magnet.errors import MissingFileError, UserError
 from magnet.search import ClipObjective, LatentSpace, parse_prompt, read_png_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,12 +159,14 @@ def test_bad_input_fails_with_clear_errors(checkpoints, tmp_path):
         generate(config([*TINY, "ckpt_path=/nowhere.pt", "prompt=' | '"]))
     with pytest.raises(ValueError, match="exactly one of"):
         generate(config([*TINY, ckpt, "prompt=a", "prompts=[b]"]))
-    with pytest.raises(FileNotFoundError, match="ckpt_path='/nowhere/g.pt' does not exist"):
+    with pytest.raises(MissingFileError, match="checkpoint /nowhere/g.pt does not exist"):
         generate(config([*TINY, "ckpt_path=/nowhere/g.pt", "prompt=a cat"]))
-    with pytest.raises(ValueError, match="only_d.pt' is not a usable generator.*no 'g_ema' network"):
+    with pytest.raises(MissingFileError, match=f"checkpoint {checkpoints} is a folder, not a file; .* such as"):
+        generate(config([*TINY, f"ckpt_path={checkpoints}", "prompt=a cat"]))
+    with pytest.raises(UserError, match=r"only_d.pt holds no 'g_ema' network: it is a checkpoint in rosinality"):
         generate(config([*TINY, f"ckpt_path={checkpoints / 'only_d.pt'}", "prompt=a cat"]))
     torch.save({"weight": torch.zeros(3)}, tmp_path / "not_a_gan.pt")
-    with pytest.raises(ValueError, match="not_a_gan.pt' is not a usable generator.*not a StyleGAN2/SWAGAN"):
+    with pytest.raises(UserError, match="not_a_gan.pt: 'g_ema' is not a StyleGAN2/SWAGAN generator"):
         generate(config([*TINY, f"ckpt_path={tmp_path / 'not_a_gan.pt'}", "prompt=a cat"]))
     with pytest.raises(FileNotFoundError, match="prompts='missing.txt' is not a file"):
         generate(config([*TINY, ckpt, "prompts=missing.txt"]))
@@ -188,3 +191,43 @@ def test_cli_prints_the_path_and_truncates_a_prompt_past_77_tokens_with_a_warnin
     path = Path(proc.stdout.strip().splitlines()[-1])
     assert path.parent == tmp_path / ("00_" + "-".join(long_prompt.split())[:60]) / "seed_0"
     assert read_png_metadata(path)["prompt"] == long_prompt
+
+
+def test_a_diverged_checkpoint_is_refused_naming_the_tensor_and_nothing_is_written(checkpoints, tmp_path):
+    ckpt = torch.load(checkpoints / "tiny.pt", weights_only=True)
+    ckpt["g_ema"]["convs.2.conv.weight"].view(-1)[5] = float("nan")
+    torch.save(ckpt, tmp_path / "nan.pt")
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=r"nan.pt: 'g_ema' has NaN/Inf values in convs\.2\.conv\.weight"):
+        generate(config([*TINY, f"ckpt_path={tmp_path / 'nan.pt'}", "prompt=a cat", f"output_dir={out}"]))
+    assert not out.exists()
+
+
+def test_a_painting_that_is_not_finite_is_never_written(checkpoints, tmp_path):
+    """Finite weights so large that the image overflows: the search runs, the black PNG is refused."""
+    ckpt = torch.load(checkpoints / "tiny.pt", weights_only=True)
+    ckpt["g_ema"]["to_rgb1.bias"].fill_(3e38)
+    ckpt["g_ema"]["to_rgbs.0.bias"].fill_(3e38)
+    torch.save(ckpt, tmp_path / "overflow.pt")
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=r"refusing to write .*painting.png: \d+ of its \d+ values are NaN/Inf"):
+        generate(config([*TINY, f"ckpt_path={tmp_path / 'overflow.pt'}", "prompt=a cat", f"output_dir={out}"]))
+    assert not list(out.rglob("*.png"))
+
+
+def test_refinement_never_ends_below_the_search(checkpoints, tmp_path):
+    """Big Adam steps through the cutouts lower the whole image's score here: the best latent seen is kept."""
+    cfg = config([*TINY, f"ckpt_path={checkpoints / 'tiny.pt'}", "prompt=a red circle", "refine.steps=2",
+                  "refine.lr=10", "refine.num_cutouts=1", "output.contact_sheets=false", f"output_dir={tmp_path}"])
+    path = generate(cfg)[0]
+    searched = json.loads((path.parent / "search.json").read_text())["best_scores"][-1]
+    meta = read_png_metadata(path)
+    assert meta["space"] == "w+" and meta["score"] >= searched - 1e-6
+
+
+def test_realism_refinement_reads_the_discriminator_of_our_own_training(trained_checkpoint, tmp_path):
+    cfg = config([*TINY, f"ckpt_path={trained_checkpoint}", "prompt=a red circle", "refine.steps=1",
+                  "refine.num_cutouts=1", "refine.realism_weight=0.5", "output.contact_sheets=false",
+                  f"output_dir={tmp_path}"])
+    meta = read_png_metadata(generate(cfg)[0])
+    assert meta["space"] == "w+" and meta["checkpoint"] == str(trained_checkpoint.resolve())

@@ -12,6 +12,7 @@ from scipy import stats
 from torch.utils.data import DataLoader, TensorDataset
 
 from magnet import build_generator
+from magnet.errors import UserError
 from magnet.search import (
     ClipObjective,
     CMAESSearch,
@@ -349,6 +350,15 @@ def test_png_metadata_round_trip(tmp_path):
         np.testing.assert_array_equal(np.asarray(png), auto_levels(image))
 
 
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_painting_is_refused_and_nothing_written(tmp_path, value):
+    image = np.zeros((3, 8, 8))
+    image[1, 2, 3] = value
+    with pytest.raises(UserError, match=r"refusing to write .*p\.png: 1 of its 192 values are NaN/Inf"):
+        save_png(tmp_path / "out" / "p.png", image, {"prompt": "a cat"})
+    assert not (tmp_path / "out").exists()
+
+
 def test_png_metadata_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.png"):
         read_png_metadata(tmp_path / "missing.png")
@@ -386,6 +396,48 @@ def test_refiner_climbs_the_objective_and_leaves_the_generator_untouched(generat
     assert end > start + 0.05
     assert all(p.grad is None for p in generator.parameters())
     assert all(torch.equal(v, before[k]) for k, v in generator.state_dict().items())
+
+
+class WholeImageScores:
+    """The objective, recording its score of every whole image (generator-sized) it is asked about."""
+
+    def __init__(self, objective, size):
+        self.objective, self.clip, self.size, self.scores = objective, objective.clip, size, []
+
+    def __call__(self, images):
+        scores = self.objective(images)
+        if images.shape[-1] == self.size:
+            self.scores.extend(scores.tolist())
+        return scores
+
+
+def test_refiner_hands_back_the_best_latent_it_saw(generator, random_clip):
+    """A random CLIP and big steps: the score climbs, then falls; the best latent is returned, not the last."""
+    objective = ClipObjective(random_clip, parse_prompt("a red circle"))
+    space = LatentSpace(generator, "z")
+    z = space.sample(1, torch.Generator().manual_seed(0))[0]
+    recorded = WholeImageScores(objective, generator.size)
+    ws = Refiner(steps=3, lr=1.0, num_cutouts=1).run(space, recorded, z, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        start = float(objective(space.render(z[None]))[0])
+        end = float(objective(generator.synthesis(ws[None], noise_mode="const"))[0])
+    trajectory = recorded.scores
+    assert len(trajectory) == 4 and trajectory[0] == pytest.approx(start, abs=1e-6)
+    assert trajectory[-1] < max(trajectory)  # the case: the last step is worse than an earlier one
+    assert end == pytest.approx(max(trajectory), abs=1e-6) and end >= start
+
+
+def misleading(images: torch.Tensor) -> torch.Tensor:
+    """red minus blue on the whole (32 px) image, its opposite on the CLIP-sized cutouts that refining climbs."""
+    score = red_minus_blue(images)
+    return score if images.shape[-1] == 32 else -score
+
+
+def test_refiner_returns_the_start_when_every_step_is_worse(generator):
+    space = LatentSpace(generator, "w+")
+    start = space.sample(1, torch.Generator().manual_seed(0))[0]
+    refiner = Refiner(steps=3, lr=0.1, num_cutouts=1, cut_min=1.0)
+    assert torch.equal(refiner.run(space, misleading, start, torch.Generator().manual_seed(0)), start)
 
 
 def test_cutouts_are_crops_of_the_image():

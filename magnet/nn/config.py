@@ -4,6 +4,7 @@ import math
 from dataclasses import asdict, dataclass
 
 ARCHS = ("swagan", "stylegan2")
+NETWORKS = ("generator", "discriminator")
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,38 @@ class NetworkConfig:
         """log2 of the last feature-map resolution (SWAGAN works at half size in wavelet space)."""
         return int(math.log2(self.size)) - (1 if self.wavelet else 0)
 
-    def describe(self) -> str:
-        return (f"{self.arch} {self.size}px style_dim={self.style_dim} n_mlp={self.n_mlp} "
-                f"channel_multiplier={self.channel_multiplier} channel_max={self.channel_max}")
+    def widths(self, network: str) -> dict[int, int]:
+        """Width per resolution of every layer of the "generator" or the "discriminator" (all its shapes
+        depend on besides arch, size, style_dim and n_mlp). SWAGAN's discriminator skips size / 2."""
+        if network not in NETWORKS:
+            raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
+        top = [self.log_size] if network == "generator" else [int(math.log2(self.size))]
+        return {2**i: self.channels(2**i) for i in [*range(2, self.log_size), *top]}
+
+    def shape(self, network: str) -> dict:
+        """What the network's tensor shapes depend on: two configs with equal shapes build the same network."""
+        fields = {"arch": self.arch, "size": self.size}
+        if network == "generator":
+            fields.update(style_dim=self.style_dim, n_mlp=self.n_mlp)
+        return {**fields, "channels": self.widths(network)}
+
+    def describe(self, network: str) -> str:
+        """The network's shape in words, e.g. "swagan 64px style_dim=512 n_mlp=8 channels 512 at 4-32 px"."""
+        shape = self.shape(network)
+        words = [f"{shape.pop('arch')} {shape.pop('size')}px"]
+        words += [f"{k}={shape.pop(k)}" for k in ("style_dim", "n_mlp") if k in shape]
+        return " ".join(words) + " channels " + describe_widths(shape["channels"])
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def describe_widths(widths: dict[int, int]) -> str:
+    """{4: 512, 8: 512, 64: 256} -> "512 at 4-8 px, 256 at 64 px" (runs of equal width, resolution doubling)."""
+    runs = []
+    for res, width in sorted(widths.items()):
+        if runs and runs[-1][2] == width and runs[-1][1] * 2 == res:
+            runs[-1][1] = res
+        else:
+            runs.append([res, res, width])
+    return ", ".join(f"{w} at {lo}-{hi} px" if lo != hi else f"{w} at {lo} px" for lo, hi, w in runs)

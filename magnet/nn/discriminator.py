@@ -72,6 +72,7 @@ class Discriminator(nn.Module):
         """`from_rgb_kernel`: SWAGAN's FromRGB conv size; 3 in rosinality since 2021-11, 1 in MAGnet's copy."""
         super().__init__()
         self.config = config
+        self.from_rgb_kernel = from_rgb_kernel
         self.size = config.size
         ch = config.channels
         log_size = config.log_size

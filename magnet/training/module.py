@@ -13,7 +13,7 @@ import torch.distributed as dist
 
 from magnet.augment import AdaController, AugmentPipe
 from magnet.nn import Discriminator, Generator, NetworkConfig, style_mix
-from magnet.nn.checkpoint import infer_discriminator_config, infer_generator_config, network_state, read_checkpoint
+from magnet.nn.checkpoint import discriminator_from, generator_from, read_checkpoint
 from magnet.training.ema import ema_beta, make_ema, update_ema
 from magnet.training.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss, g_path_regularize
 from magnet.training.rng import capture_rng, offset_seeds, restore_rng
@@ -73,21 +73,10 @@ class GAN(pl.LightningModule):
         with the optimizer states and ADA p when it has them, as MAGnet resumed rosinality's training."""
         ckpt = read_checkpoint(path)
         ours = "state_dict" in ckpt
-        g_state = network_state(ckpt, "G" if ours else "g", path)
-        found = infer_generator_config(g_state)
-        if found != self.config:
-            raise ValueError(
-                f"init_from={path} holds a generator {found.describe()}, but the model config asks for "
-                f"{self.config.describe()}; set model.network to match the checkpoint or pick another one"
-            )
-        d_state = network_state(ckpt, "D" if ours else "d", path)
-        _, kernel = infer_discriminator_config(d_state)
-        if kernel != self.hparams.from_rgb_kernel:
-            self.D = Discriminator(self.config, from_rgb_kernel=kernel)
-            self.hparams.from_rgb_kernel = kernel
-        self.G.load_state_dict(g_state, strict=False)
-        self.D.load_state_dict(d_state)
-        self.g_ema.load_state_dict(network_state(ckpt, "g_ema", path), strict=False)
+        self.G = generator_from(ckpt, "g", path, self.config, setting="model.network")
+        self.D = discriminator_from(ckpt, "d", path, self.config, setting="model.network")
+        self.hparams.from_rgb_kernel = self.D.from_rgb_kernel
+        self.g_ema = make_ema(generator_from(ckpt, "g_ema", path, self.config, setting="model.network"))
         if ours:
             self._init_optim = ckpt.get("optimizer_states", [])
             p = ckpt["state_dict"].get("augment.p")
