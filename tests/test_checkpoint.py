@@ -26,6 +26,8 @@ from magnet.nn.checkpoint import (
     network_state,
 )
 
+# Key layouts of rosinality's own checkpoints, transcribed from ../shared/reference/rosinality_checkpoint_layout.txt
+# (see its "_source"): the independent reference for our state dicts, which are written by our own networks.
 LAYOUT = json.loads((Path(__file__).parent / "fixtures" / "rosinality_layout.json").read_text())
 TINY = dict(style_dim=24, n_mlp=3, channel_multiplier=1, channel_max=16)
 
@@ -38,6 +40,17 @@ def test_state_dict_layout_is_rosinalitys(name, size):
                        ("d", discriminator_state(D.state_dict(), True))):
         ours = {k: list(v.shape) for k, v in state.items()}
         assert ours == LAYOUT[name][net]
+
+
+def test_stylegan2_layout_is_rosinalitys():
+    """model.py's Generator(256): swagan's keys without the Haar filters, its 18 own keys, 3-channel ToRGBs."""
+    differences = LAYOUT["stylegan2_256_vs_swagan256"]
+    swagan = LAYOUT["swagan256_random"]["g_ema"]
+    ours = {k: list(v.shape) for k, v in generator_state(build_generator("stylegan2", 256).state_dict(), False).items()}
+    shared = {k for k in swagan if ".iwt." not in k and ".dwt." not in k and not k.startswith("iwt.")}
+    assert set(ours) == shared | set(differences["g_ema_only"])
+    for key in shared:
+        assert ours[key] == differences["g_ema_shapes"].get(key, swagan[key]), key
 
 
 @pytest.mark.parametrize("arch", ["swagan", "stylegan2"])
