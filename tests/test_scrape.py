@@ -27,8 +27,8 @@ from data_modules.files import read_csv, sha256_file
 from data_modules.scrape import scrape
 from data_modules.scrape.client import FetchError, HttpClient, retry_after_seconds
 from data_modules.scrape.manifest import MANIFEST_FIELDS, safe_stem
-from data_modules.scrape.urls import iri_to_uri
 from data_modules.scrape.wikiart import WikiArtSite
+from magnet.web.urls import iri_to_uri
 
 REPO = Path(__file__).resolve().parents[1]
 UA = "magnet-test-agent/1.0"

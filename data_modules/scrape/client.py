@@ -1,7 +1,8 @@
 """A polite HTTP client on the standard library: shared request rate, retries with backoff, 429/Retry-After.
 
 Every worker thread shares one client, so the request rate and a server's "slow down" apply to all of them.
-Any URL it is given is sent as a URI (non-ASCII percent-encoded, IDNA host); the wire work is in transport.
+Any URL it is given is sent as a URI (non-ASCII percent-encoded, IDNA host); the wire work is in
+`magnet.web.transport`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from data_modules.scrape.charset import decode_html
-from data_modules.scrape.transport import Deadline, FetchError, body_chunks, content_coding, open_url
-from data_modules.scrape.urls import iri_to_uri
+from magnet.web.transport import Deadline, FetchError, body_chunks, content_coding, open_url
+from magnet.web.urls import iri_to_uri
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
-from data_modules.scrape.urls import iri_to_uri
+from magnet.web.urls import iri_to_uri
 
 _LIFE_DATES = re.compile(r"(\d{3,4})\s*[-\u2013]\s*(\d{3,4})?")
 _YEAR = re.compile(r"\d{3,4}")
