@@ -1,6 +1,6 @@
 """Evaluate a generator checkpoint against a folder of images: metrics by name written to JSON.
 
-python eval.py ckpt_path=MAGnet_250.pt data_dir=data/modern metrics.names=[fid50k_full,kid50k_full]
+python eval.py ckpt_path=magnet data_dir=data/modern metrics.names=[fid50k_full,kid50k_full]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from magnet.entrypoints import open_generator, pick_device
 from magnet.errors import exit_on_user_error
 from magnet.metrics import MetricSettings, evaluate, write_json
 from magnet.metrics.stats import real_images
+from magnet.models.resolve import checkpoint_reference
 
 
 def run_eval(cfg: DictConfig) -> Path:
@@ -22,7 +23,7 @@ def run_eval(cfg: DictConfig) -> Path:
     real_images(cfg.data_dir)  # a wrong folder fails before anything slow is loaded
     generator = open_generator(cfg.ckpt_path, pick_device(cfg.device))
     figures = evaluate(generator, cfg.data_dir, settings)
-    return write_json({"ckpt_path": str(Path(cfg.ckpt_path).resolve()), **figures},
+    return write_json({"ckpt_path": checkpoint_reference(cfg.ckpt_path), **figures},
                       Path(cfg.output_dir) / "metrics.json")
 
 

@@ -1,6 +1,6 @@
 """Text to painting: load a generator and CLIP, run the CLIP-guided search for each prompt and seed.
 
-python generate.py ckpt_path=MAGnet_250.pt prompt="orange triangles | blue:0.5"
+python generate.py prompt="orange triangles | blue:0.5"    # MAGnet's published generator, downloaded once
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from magnet import load_discriminator
 from magnet.clip import load_clip
 from magnet.entrypoints import open_generator, pick_device
 from magnet.errors import UserError, exit_on_user_error
+from magnet.models.resolve import checkpoint_reference
 from magnet.search import ClipObjective, LatentSpace, PaintSettings, paint, parse_prompt, read_png_metadata
 from magnet.search.evaluate import make_progress
 from magnet.search.outputs import save_png
@@ -48,15 +49,16 @@ def generate(cfg: DictConfig) -> list[Path]:
     strategy = hydra.utils.instantiate(cfg.search.strategy)
     settings = paint_settings(cfg)
     device = pick_device(cfg.device)
-    generator = open_generator(cfg.ckpt_path, device)
+    ckpt_path = cfg.ckpt_path or cfg.default_ckpt
+    generator = open_generator(ckpt_path, device)
     discriminator = (
-        load_discriminator(cfg.ckpt_path, device=device).eval() if settings.refine.realism_weight else None
+        load_discriminator(ckpt_path, device=device).eval() if settings.refine.realism_weight else None
     )
     torch.manual_seed(0)  # so that a CLIP with random weights (pretrained=null, tests) is always the same one
     clip = load_clip(cfg.clip.model_name, cfg.clip.pretrained, device=device)
     config = OmegaConf.to_container(cfg, resolve=False)
     recipe = {
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "checkpoint": checkpoint_reference(ckpt_path),
         "settings": {k: config[k] for k in ("clip", "search", "refine", "image_prompts")},
     }
     paths = []

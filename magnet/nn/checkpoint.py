@@ -13,12 +13,12 @@ import re
 import zipfile
 from collections import Counter
 from dataclasses import fields, replace
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from magnet.errors import MissingFileError, UserError
+from magnet.models.resolve import resolve_checkpoint
 
 from .config import NetworkConfig
 from .discriminator import Discriminator
@@ -33,9 +33,7 @@ _GENERATORS = ("g_ema", "g")
 
 def read_checkpoint(path) -> dict:
     """Load a checkpoint file safely onto the CPU, with errors that say what is wrong and what to do."""
-    path = Path(path)
-    if not path.exists():
-        raise MissingFileError(f"checkpoint {path} does not exist; give the path of a .pt/.ckpt file")
+    path = resolve_checkpoint(path)  # also a published model's name, hf://owner/repo/file or a URL
     if path.is_dir():
         found = sorted(path.glob("*.pt")) + sorted(path.glob("*.ckpt")) + sorted(path.glob("checkpoints/*.ckpt"))
         hint = f" such as {found[-1]}" if found else ""
