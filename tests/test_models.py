@@ -55,6 +55,7 @@ class Server:
         self.files: dict[str, bytes] = {}  # path (or Drive id, or Hub repo/path) -> body
         self.log: list[tuple[str, str, str | None]] = []
         self.cuts: list[int] = []  # the next replies of a file stop after this many body bytes
+        self.errors: list[int] = []  # the next replies of a file are these HTTP errors
         self.ranges = True  # honour Range requests
         self.drive = "form"  # how /uc asks to confirm: form | cookie | quota (a page with no way on)
         self.delay = 0.0  # seconds before each file reply
@@ -117,6 +118,8 @@ class Server:
         if body is None:
             return self.reply(h, 404, b"not found", "text/plain")
         time.sleep(self.delay)
+        if self.errors:
+            return self.reply(h, self.errors.pop(0), b"busy", "text/plain")
         start, status = 0, 200
         byte_range = h.headers.get("Range")
         if byte_range and self.ranges:
@@ -228,6 +231,16 @@ def test_a_part_left_by_an_interrupted_run_is_resumed(server, cache, monkeypatch
     (cache / "MAGnet_250.pt.part").write_bytes(tiny_checkpoint[:1000])
     assert resolve_checkpoint("magnet").read_bytes() == tiny_checkpoint
     assert [r for p, r in server.gets() if "confirm=" in p] == ["bytes=1000-"]
+
+
+def test_a_part_longer_than_the_file_and_server_errors_are_got_past(server, cache, tiny_checkpoint):
+    server.files["/g.pt"], server.errors = tiny_checkpoint, [503, 500]
+    url = f"{server.url}/g.pt"
+    dest = cache / "urls" / hashlib.sha256(url.encode()).hexdigest()[:16] / "g.pt"
+    dest.parent.mkdir(parents=True)
+    dest.with_name("g.pt.part").write_bytes(tiny_checkpoint + b"stale bytes of another version")
+    assert resolve_checkpoint(url) == dest and dest.read_bytes() == tiny_checkpoint
+    assert [r for _, r in server.gets()] == [f"bytes={len(tiny_checkpoint) + 30}-"] * 3 + [None]  # 503, 500, 416
 
 
 @pytest.mark.parametrize("wrong", ["sha256", "size"])
