@@ -101,7 +101,9 @@ class ImageFolderDataModule(pl.LightningDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         sampler = ResumableShuffle(len(self.dataset), self.batch_size, self.seed, rank, world)
         if trainer is not None:  # a resumed run continues after the batches its checkpoint had trained on
-            sampler.resume(trainer.fit_loop.epoch_loop.batch_progress.total.completed)
+            # `processed`, not `completed`: a checkpoint saved in on_train_batch_end counts its batch as
+            # trained but not yet completed (Lightning completes it only after its loops are restored)
+            sampler.resume(trainer.fit_loop.epoch_loop.batch_progress.total.processed)
         return DataLoader(
             self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
             # its own generator: worker seeds must not draw from (and shift) the training's global RNG

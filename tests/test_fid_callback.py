@@ -68,7 +68,7 @@ def test_callback_logs_fid_every_n_kimg_and_checkpoints_the_best(real_dir, tmp_p
         rows = [r for r in csv.DictReader(f) if r.get(f"val/{FID}")]
     assert len(rows) == 2  # after batches 2 and 4 of 5
     assert all(float(r[f"val/kid{NUM_GEN}_full"]) > 0 for r in rows)
-    assert callback.next_kimg == pytest.approx(6 * BATCH / 1000)
+    assert callback.next_nimg == 6 * BATCH
 
     inception = InceptionFeatures()
     real = folder_features(real_dir, inception, SIZE, tmp_path / "cache", progress=False)  # from the cache

@@ -103,6 +103,11 @@ class GAN(pl.LightningModule):
             if source.get("state"):  # moments only: lr and betas stay those of our config
                 optimizer.load_state_dict({**optimizer.state_dict(), "state": source["state"]})
 
+    def on_train_start(self):
+        """A run resumed from a checkpoint at or past `total_kimg` trains no further batch."""
+        if self.kimg >= self.hparams.total_kimg:
+            self.trainer.should_stop = True
+
     # ------------------------------------------------------------------ the training step
     def _latents(self, n: int) -> torch.Tensor:
         """W+ for a batch, mixing two latents at a random layer with probability `style_mixing`."""

@@ -1,6 +1,8 @@
 """Random number generator states as plain tensors and containers (checkpoints load with weights_only=True)."""
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -26,6 +28,17 @@ def restore_rng(state: dict) -> None:
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block (an evaluation, a sample grid) without moving the training's random streams, so turning
+    it on or off, or resuming past it, leaves training unchanged."""
+    state = capture_rng()
+    try:
+        yield
+    finally:
+        restore_rng(state)
 
 
 def offset_seeds(rank: int) -> None:

@@ -6,6 +6,8 @@ import numpy as np
 import pytorch_lightning as pl
 from PIL import Image
 
+from magnet.training.rng import preserved_rng
+
 
 def kimg_tag(kimg: float) -> str:
     """File-name tag of a training time: kimg000012.500 (sorts in time order)."""
@@ -15,37 +17,43 @@ def kimg_tag(kimg: float) -> str:
 class EveryKimg(pl.Callback):
     """Calls `self.run(trainer, pl_module, kimg)` each time training passes a multiple of `every_kimg`.
 
-    The module counts images in `pl_module.kimg`; the next due point is callback state, so a resumed run
-    continues the schedule instead of restarting it.
+    The schedule is counted in whole images (`pl_module.kimg` * 1000), so no multiple is skipped by float
+    rounding; the next due point is callback state, so a resumed run continues the schedule instead of
+    restarting it. `run` cannot move the training's random streams (it may draw noise, build networks).
     """
 
     def __init__(self, every_kimg: float, at_start: bool = False):
-        if every_kimg <= 0:
-            raise ValueError(f"every_kimg={every_kimg} must be positive (thousands of training images)")
-        self.every_kimg = float(every_kimg)
-        self.next_kimg = 0.0 if at_start else self.every_kimg
+        self.every_nimg = round(every_kimg * 1000)
+        if self.every_nimg < 1:
+            raise ValueError(f"every_kimg={every_kimg} must be positive and at least 0.001 (one training image)")
+        self.next_nimg = 0 if at_start else self.every_nimg
 
     def state_dict(self) -> dict:
-        return {"next_kimg": self.next_kimg}
+        return {"next_kimg": self.next_nimg / 1000}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.next_kimg = state_dict["next_kimg"]
+        self.next_nimg = round(state_dict["next_kimg"] * 1000)
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if self.next_kimg == 0.0 and float(pl_module.kimg) == 0.0:
+        if self.next_nimg == 0 and _nimg(pl_module) == 0:
             self._due(trainer, pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if float(pl_module.kimg) >= self.next_kimg:
+        if _nimg(pl_module) >= self.next_nimg:
             self._due(trainer, pl_module)
 
     def _due(self, trainer, pl_module) -> None:
-        kimg = float(pl_module.kimg)
-        self.next_kimg = (kimg // self.every_kimg + 1) * self.every_kimg
-        self.run(trainer, pl_module, kimg)
+        nimg = _nimg(pl_module)
+        self.next_nimg = (nimg // self.every_nimg + 1) * self.every_nimg
+        with preserved_rng():
+            self.run(trainer, pl_module, nimg / 1000)
 
     def run(self, trainer, pl_module, kimg: float) -> None:
         raise NotImplementedError
+
+
+def _nimg(pl_module) -> int:
+    return round(float(pl_module.kimg) * 1000)
 
 
 def save_and_log_image(trainer, folder: str, key: str, image: np.ndarray, caption: str, kimg: float) -> Path:

@@ -13,8 +13,8 @@ class KimgCheckpoint(EveryKimg, Checkpoint):
     """Saves `kimg<N>.ckpt` every `every_kimg` and refreshes `last.ckpt`; keeps the `keep` newest kimg files.
 
     Writes go through the trainer's checkpoint IO (atomic with magnet's AtomicCheckpointIO), so a kill
-    mid-write leaves the previous `last.ckpt` intact. Being a `Checkpoint`, it stands in for Lightning's
-    default per-epoch ModelCheckpoint.
+    never leaves a half-written file, and `last.ckpt` is always the newest checkpoint. Being a `Checkpoint`,
+    it stands in for Lightning's default per-epoch ModelCheckpoint.
     """
 
     def __init__(self, dirpath: str, every_kimg: float = 200.0, keep: int | None = 3):
@@ -33,14 +33,16 @@ class KimgCheckpoint(EveryKimg, Checkpoint):
         path = self.dirpath / f"{kimg_tag(kimg)}.ckpt"
         if kimg == self._saved_kimg:  # the end of training fell on a scheduled checkpoint
             return path
+        last = self.dirpath / "last.ckpt"
+        # last.ckpt first, so a kill between the two writes still leaves it the newest checkpoint;
         # weights_only=False: keep the optimizer states, or a resume would not be exact
-        trainer.save_checkpoint(path, weights_only=False)
+        trainer.save_checkpoint(last, weights_only=False)
         self._saved_kimg = kimg
         if trainer.is_global_zero:
-            # last.ckpt is a copy of the file just written (serialised once), swapped in atomically
-            tmp = self.dirpath / ".last.ckpt.tmp"
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, self.dirpath / "last.ckpt")
+            # the kimg file is a copy of the one just written (serialised once), swapped in atomically
+            tmp = path.with_name(f".{path.name}.tmp")
+            shutil.copyfile(last, tmp)
+            os.replace(tmp, path)
             if self.keep is not None:
                 for old in sorted(self.dirpath.glob("kimg*.ckpt"))[: -self.keep or None]:
                     old.unlink()

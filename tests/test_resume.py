@@ -1,0 +1,117 @@
+"""Exact resume from every checkpoint training writes: periodic kimg files, last.ckpt, best_fid.ckpt, and
+last.ckpt after a real `python train.py` was killed with SIGKILL. Each resumed run must end identical,
+tensor for tensor, to the uninterrupted run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from same_state import training_state_differences
+from torch import nn
+from train_config import TINY, compose_train
+
+from magnet.nn.checkpoint import read_checkpoint
+from magnet.training.callbacks.fid import FIDCallback
+from train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+# 15 batches of 4 from the 8 tiny paintings and their mirror images (epochs of 4 batches), a checkpoint every
+# 3; R1 every 5 and path length every 3 batches, so both land after every checkpoint; ADA moves p by 0.16
+# every 4 batches.
+RECIPE = ["model.d_reg_every=5", "model.g_reg_every=3", "model.ada_kimg=0.1", "model.total_kimg=0.060",
+          "callbacks.kimg_checkpoint.every_kimg=0.012", "callbacks.kimg_checkpoint.keep=null"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_paintings):
+    run = tmp_path_factory.mktemp("uninterrupted")
+    train(compose_train(run, tiny_paintings, *RECIPE))
+    return run / "checkpoints"
+
+
+def test_periodic_checkpoints_fall_on_every_multiple(uninterrupted):
+    names = sorted(p.stem for p in uninterrupted.glob("kimg*.ckpt"))
+    assert names == [f"kimg000000.{n:03d}" for n in (12, 24, 36, 48, 60)]
+    assert float(read_checkpoint(uninterrupted / "last.ckpt")["state_dict"]["augment.p"]) > 0
+
+
+@pytest.mark.parametrize("name", [
+    "kimg000000.024",  # batch 6: mid-epoch and mid ADA interval; two epoch ends follow
+    "kimg000000.048",  # batch 12: the last batch of an epoch
+    "last",  # the end of training: a resumed run trains nothing more
+])
+def test_resume_from_a_checkpoint_ends_as_the_uninterrupted_run(uninterrupted, tiny_paintings, tmp_path, name):
+    train(compose_train(tmp_path, tiny_paintings, *RECIPE, f"ckpt_path={uninterrupted / name}.ckpt"))
+    got = tmp_path / "checkpoints" / "last.ckpt"
+    assert int(read_checkpoint(got)["state_dict"]["nimg"]) == 60
+    assert training_state_differences(uninterrupted / "last.ckpt", got) == []
+
+
+def _train_py(run: Path, data: Path, *overrides: str) -> subprocess.Popen:
+    command = [sys.executable, "train.py", *TINY, f"data.image_dir={data}", f"hydra.run.dir={run}", *RECIPE,
+               *overrides]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_resume_after_sigkill_from_last_ckpt_is_exact(uninterrupted, tmp_path, tiny_paintings):
+    killed = tmp_path / "killed"
+    process = _train_py(killed, tiny_paintings, "model.total_kimg=10")
+    first = killed / "checkpoints" / "kimg000000.012.ckpt"
+    deadline = time.monotonic() + 120
+    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)  # whatever it is doing now: training, or writing a checkpoint
+    _, stderr = process.communicate(timeout=30)
+    assert first.exists(), stderr[-3000:]
+    last = killed / "checkpoints" / "last.ckpt"  # complete, and the newest checkpoint
+    nimg = int(read_checkpoint(last)["state_dict"]["nimg"])
+    assert nimg >= max(round(float(p.stem.removeprefix("kimg")) * 1000) for p in first.parent.glob("kimg*.ckpt"))
+    assert nimg < 60, "killed too late to resume"
+    resumed = _train_py(tmp_path / "resumed", tiny_paintings, f"ckpt_path={last}")
+    _, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr[-3000:]
+    got = tmp_path / "resumed" / "checkpoints" / "last.ckpt"
+    assert training_state_differences(uninterrupted / "last.ckpt", got) == []
+
+
+class TinyFeatures(nn.Module):
+    """A random conv net in Inception's place: built at the first evaluation, it draws from the global
+    random state as Inception's construction does."""
+
+    name = None  # no feature cache
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=4), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, images):
+        return self.net(images.float() / 255)
+
+
+class TinyFID(FIDCallback):
+    def networks(self, device):
+        if self._networks is None:
+            self._networks = [TinyFeatures()]
+        return self._networks
+
+
+def test_resume_from_best_fid_and_across_an_evaluation_is_exact(tmp_path, tiny_paintings):
+    # FID (noise_mode random) after batches 2 and 4; a kimg checkpoint after batch 3; 5 batches in all
+    fid = ["callbacks=with_fid", "callbacks.fid._target_=test_resume.TinyFID", "callbacks.fid.every_kimg=0.008",
+           "callbacks.fid.num_gen=8", "callbacks.fid.batch_size=8", "model/augment=fixed", *RECIPE,
+           "model.total_kimg=0.020"]
+    full = tmp_path / "full"
+    train(compose_train(full, tiny_paintings, *fid))
+    expected = full / "checkpoints" / "last.ckpt"
+    best = full / "checkpoints" / "best_fid.ckpt"
+    assert int(read_checkpoint(best)["state_dict"]["nimg"]) in (8, 16)
+    for source in (full / "checkpoints" / "kimg000000.012.ckpt", best):
+        resumed = tmp_path / source.stem
+        train(compose_train(resumed, tiny_paintings, *fid, f"ckpt_path={source}"))
+        assert training_state_differences(expected, resumed / "checkpoints" / "last.ckpt") == [], source.name
+
+
