@@ -6,6 +6,7 @@ import numpy as np
 import pytorch_lightning as pl
 from PIL import Image
 
+from magnet.errors import UserError
 from magnet.training.rng import preserved_rng
 
 
@@ -25,7 +26,8 @@ class EveryKimg(pl.Callback):
     def __init__(self, every_kimg: float, at_start: bool = False):
         self.every_nimg = round(every_kimg * 1000)
         if self.every_nimg < 1:
-            raise ValueError(f"every_kimg={every_kimg} must be positive and at least 0.001 (one training image)")
+            raise UserError(f"every_kimg={every_kimg} is under one training image: set it to 0.001 or more "
+                            "(thousands of training images between calls)")
         self.next_nimg = 0 if at_start else self.every_nimg
 
     def state_dict(self) -> dict:
