@@ -54,11 +54,12 @@ def test_resume_from_a_checkpoint_ends_as_the_uninterrupted_run(uninterrupted, t
 
 
 def _train_py(run: Path, data: Path, *overrides: str) -> subprocess.Popen:
+    """`python train.py` in the background, its output in `<run>.log`."""
     command = [sys.executable, "train.py", *TINY, f"data.image_dir={data}", f"hydra.run.dir={run}", *RECIPE,
                *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the same sums as in this process
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    with open(run.with_suffix(".log"), "w") as log:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def test_resume_after_sigkill_from_last_ckpt_is_exact(uninterrupted, tmp_path, tiny_paintings):
@@ -69,17 +70,16 @@ def test_resume_after_sigkill_from_last_ckpt_is_exact(uninterrupted, tmp_path, t
     while not first.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)  # whatever it is doing now: training, or writing a checkpoint
-    _, stderr = process.communicate(timeout=30)
-    assert first.exists(), stderr[-3000:]
+    process.wait(timeout=30)
+    assert first.exists(), killed.with_suffix(".log").read_text()[-3000:]
     last = killed / "checkpoints" / "last.ckpt"  # complete, and the newest checkpoint
     nimg = int(read_checkpoint(last)["state_dict"]["nimg"])
     assert nimg >= max(round(float(p.stem.removeprefix("kimg")) * 1000) for p in first.parent.glob("kimg*.ckpt"))
     assert nimg < 40, "killed too late to resume"
-    resumed = _train_py(tmp_path / "resumed", tiny_paintings, f"ckpt_path={last}")
-    _, stderr = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, stderr[-3000:]
-    got = tmp_path / "resumed" / "checkpoints" / "last.ckpt"
-    assert training_state_differences(uninterrupted / "last.ckpt", got) == []
+    resumed = tmp_path / "resumed"
+    code = _train_py(resumed, tiny_paintings, f"ckpt_path={last}").wait(timeout=300)
+    assert code == 0, resumed.with_suffix(".log").read_text()[-3000:]
+    assert training_state_differences(uninterrupted / "last.ckpt", resumed / "checkpoints" / "last.ckpt") == []
 
 
 class TinyFeatures(nn.Module):
