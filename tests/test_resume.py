@@ -53,6 +53,15 @@ def test_resume_from_a_checkpoint_ends_as_the_uninterrupted_run(uninterrupted, t
     assert training_state_differences(uninterrupted / "last.ckpt", got) == []
 
 
+def test_resume_from_the_end_of_a_shorter_run_is_exact(uninterrupted, tiny_paintings, tmp_path):
+    # stops after batch 5, mid-epoch and mid ADA interval: its last checkpoint is written as training ends
+    train(compose_train(tmp_path / "short", tiny_paintings, *RECIPE, "model.total_kimg=0.020"))
+    short = tmp_path / "short" / "checkpoints"
+    assert sorted(p.stem for p in short.glob("kimg*.ckpt")) == ["kimg000000.012", "kimg000000.020"]
+    train(compose_train(tmp_path / "resumed", tiny_paintings, *RECIPE, f"ckpt_path={short / 'last.ckpt'}"))
+    assert training_state_differences(uninterrupted / "last.ckpt", tmp_path / "resumed/checkpoints/last.ckpt") == []
+
+
 def _train_py(run: Path, data: Path, *overrides: str) -> subprocess.Popen:
     """`python train.py` in the background, its output in `<run>.log`."""
     command = [sys.executable, "train.py", *TINY, f"data.image_dir={data}", f"hydra.run.dir={run}", *RECIPE,
