@@ -16,7 +16,6 @@ from torch import nn
 from train_config import TINY, compose_train
 
 from magnet.nn.checkpoint import read_checkpoint
-from magnet.training.callbacks.fid import FIDCallback
 from train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,31 +91,26 @@ def test_resume_after_sigkill_from_last_ckpt_is_exact(uninterrupted, tmp_path, t
 
 
 class TinyFeatures(nn.Module):
-    """A random conv net in Inception's place: built at the first evaluation, it draws from the global
-    random state as Inception's construction does."""
+    """Stands in for Inception: its weights are drawn from the global random state at the first evaluation,
+    when the real network is built."""
 
     name = None  # no feature cache
 
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=4), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.net = None
 
     def forward(self, images):
+        if self.net is None:
+            self.net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=4), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         return self.net(images.float() / 255)
-
-
-class TinyFID(FIDCallback):
-    def networks(self, device):
-        if self._networks is None:
-            self._networks = [TinyFeatures()]
-        return self._networks
 
 
 def test_resume_from_best_fid_and_across_an_evaluation_is_exact(tmp_path, tiny_paintings):
     # FID (noise_mode random) after batches 2 and 4; a kimg checkpoint after batch 3 (mid-epoch); 5 batches
-    fid = ["callbacks=with_fid", "callbacks.fid._target_=test_resume.TinyFID", "callbacks.fid.every_kimg=0.008",
-           "callbacks.fid.num_gen=8", "callbacks.fid.batch_size=8", "model/augment=fixed", *RECIPE,
-           "model.total_kimg=0.020"]
+    fid = ["callbacks=with_fid", "+callbacks.fid.networks.inception._target_=test_resume.TinyFeatures",
+           "callbacks.fid.every_kimg=0.008", "callbacks.fid.settings.names=[fid8_full]",
+           "callbacks.fid.settings.batch_size=8", "model/augment=fixed", *RECIPE, "model.total_kimg=0.020"]
     full = tmp_path / "full"
     train(compose_train(full, tiny_paintings, *fid))
     expected = full / "checkpoints" / "last.ckpt"
