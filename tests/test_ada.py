@@ -94,6 +94,18 @@ def test_bad_arguments_are_clear_errors():
         AugmentPipe(p=1.5)
     with pytest.raises(ValueError, match="cutout"):
         AugmentPipe(ops=["xflip", "cutout"])
+    with pytest.raises(ValueError, match="ops='bgcfnc' is not a preset"):
+        AugmentPipe(ops="bgcfnc")
+
+
+def test_presets_are_nvlabs_named_pipelines():
+    """Written out here as NVlabs' augment.py names them, so a new op cannot join a preset unnoticed."""
+    blit, geom = ["xflip", "rotate90", "xint"], ["scale", "rotate", "aniso", "xfrac"]
+    color = ["brightness", "contrast", "lumaflip", "hue", "saturation"]
+    expected = {"blit": blit, "geom": geom, "color": color, "bg": blit + geom, "bgc": blit + geom + color}
+    for name, ops in expected.items():
+        assert list(AugmentPipe(ops=name).ops) == ops
+    assert AugmentPipe().ops == AugmentPipe(ops="bgc").ops
 
 
 def test_each_op_applies_to_each_image_with_probability_p():
@@ -262,48 +274,52 @@ def logits(positive: int, negative: int) -> torch.Tensor:
 
 
 def test_controller_arithmetic_by_hand():
-    pipe, ada = AugmentPipe(), AdaController(target=0.6, interval=4, kimg=0.5)  # step = 32 / 500 images
-    assert [ada.update(pipe, logits(7, 1)) for _ in range(4)] == [None, None, None, 0.75]
+    pipe = AugmentPipe(ada_target=0.6, ada_interval=4, ada_kimg=0.5)  # step = 32 / 500 images
+    assert [pipe.update(logits(7, 1)) for _ in range(4)] == [None, None, None, 0.75]
     assert float(pipe.p) == pytest.approx(32 / 500)
     for _ in range(4):
-        stat = ada.update(pipe, logits(4, 4))
+        stat = pipe.update(logits(4, 4))
     assert stat == 0.0 and float(pipe.p) == pytest.approx(0.0, abs=1e-7)
     for _ in range(4):
-        ada.update(pipe, logits(0, 8))
+        pipe.update(logits(0, 8))
     assert float(pipe.p) == 0.0  # clamped below at 0
     for _ in range(4):
-        stat = ada.update(pipe, logits(8, 2))
+        stat = pipe.update(logits(8, 2))
     assert stat == 0.6 and float(pipe.p) == 0.0  # exactly at target: no move
     for n in [8, 8, 8, 4]:  # a short last batch moves p by the images actually seen
-        ada.update(pipe, logits(n, 0))
+        pipe.update(logits(n, 0))
     assert float(pipe.p) == pytest.approx(28 / 500)
 
 
 def test_controller_keeps_p_below_one_and_leaves_fixed_p_alone():
-    pipe, ada = AugmentPipe(p=0.999), AdaController(interval=1, kimg=0.001)
-    ada.update(pipe, logits(8, 0))
+    pipe = AugmentPipe(p=0.999, ada_interval=1, ada_kimg=0.001)
+    pipe.update(logits(8, 0))
     assert float(pipe.p) == P_MAX and P_MAX < 1.0
-    fixed = AugmentPipe(mode="fixed", p=0.3)
-    assert ada.update(fixed, logits(8, 0)) == 1.0
-    assert float(fixed.p) == pytest.approx(0.3)
+    for mode in ("fixed", "none"):  # no controller: nothing in the state dict, p never moves
+        other = AugmentPipe(mode=mode, p=0.3, ada_interval=1)
+        assert other.ada is None and set(other.state_dict()) == {"p"}
+        assert other.update(logits(8, 0)) is None
+        other.start_from(0.9)  # fine-tuning keeps a configured p
+        assert float(other.p) == pytest.approx(0.3 if mode == "fixed" else 0.0)
+    pipe.start_from(0.125)
+    assert float(pipe.p) == 0.125
 
 
 def test_state_dict_round_trip_resumes_mid_interval_exactly():
     torch.manual_seed(0)
     batches = [logits(6, 2), logits(8, 0), logits(7, 1), logits(5, 3), logits(8, 0), logits(8, 0)]
-    pipe, ada = AugmentPipe(p=0.25), AdaController(interval=4, kimg=1)
+    pipe = AugmentPipe(p=0.25, ada_interval=4, ada_kimg=1)
     for b in batches[:2]:
-        ada.update(pipe, b)
+        pipe.update(b)
     buffer = io.BytesIO()
-    torch.save({"pipe": pipe.state_dict(), "ada": ada.state_dict()}, buffer)
+    torch.save(pipe.state_dict(), buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
-    assert set(state["pipe"]) == {"p"}
-    resumed_pipe, resumed_ada = AugmentPipe(), AdaController(interval=4, kimg=1)
-    resumed_pipe.load_state_dict(state["pipe"])
-    resumed_ada.load_state_dict(state["ada"])
+    assert set(state) == {"p", "ada.signs", "ada.batches"}
+    resumed_pipe = AugmentPipe(ada_interval=4, ada_kimg=1)
+    resumed_pipe.load_state_dict(state)
     for b in batches[2:]:
-        assert ada.update(pipe, b) == resumed_ada.update(resumed_pipe, b)
+        assert pipe.update(b) == resumed_pipe.update(b)
     assert float(resumed_pipe.p) == float(pipe.p) == pytest.approx(0.25 + 32 / 1000)
     assert pipe.to(torch.float64).p.dtype == torch.float64  # a buffer: moved with the module
 
@@ -311,9 +327,9 @@ def test_state_dict_round_trip_resumes_mid_interval_exactly():
 def _ddp_rank(rank: int, world: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        pipe, ada = AugmentPipe(), AdaController(target=0.6, interval=2, kimg=1)
+        pipe = AugmentPipe(ada_target=0.6, ada_interval=2, ada_kimg=1)
         batch = logits(8, 0) if rank == 0 else logits(5, 3)  # signs: rank 0 all +, rank 1 mean 0.25
-        stats = [ada.update(pipe, batch) for _ in range(2)]
+        stats = [pipe.update(batch) for _ in range(2)]
         torch.save({"stat": stats[-1], "p": float(pipe.p)}, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -339,7 +355,8 @@ def train_discriminator(reals, others, mode, steps=400, seed=0):
     torch.manual_seed(seed)
     d = tiny_discriminator()
     opt = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.0, 0.99))
-    pipe, ada = AugmentPipe(mode=mode), AdaController(target=0.6, interval=4, kimg=2)
+    pipe = AugmentPipe(mode=mode, ada_target=0.6, ada_interval=4, ada_kimg=2)
+    watch = AdaController(target=0.6, interval=4, kimg=2)  # the same statistic where nothing moves p
     history = []
     for _ in range(steps):
         real = reals[torch.randint(len(reals), (8,))]
@@ -349,7 +366,7 @@ def train_discriminator(reals, others, mode, steps=400, seed=0):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        stat = ada.update(pipe, real_pred)
+        stat = pipe.update(real_pred) if pipe.ada is not None else watch.update(torch.zeros(()), real_pred)
         if stat is not None:
             history.append((stat, float(pipe.p)))
     return history

@@ -28,7 +28,7 @@ class DumpRankState(pl.Callback):
 
 def test_ddp_spawn_keeps_ranks_in_step(tmp_path, tiny_paintings):
     cfg = compose_train(tmp_path / "run", tiny_paintings, "trainer=ddp_sim", "model.total_kimg=0.032",
-                        "data.batch_size=2", "model.ada_kimg=0.01", "model.ada_interval=2")
+                        "data.batch_size=2", "model.augment.ada_kimg=0.01", "model.augment.ada_interval=2")
     with open_dict(cfg):
         cfg.callbacks.dump = {"_target_": "test_ddp.DumpRankState", "folder": str(tmp_path)}
     train(cfg)
@@ -44,7 +44,7 @@ def test_ddp_spawn_keeps_ranks_in_step(tmp_path, tiny_paintings):
 
 def test_ddp_resume_from_a_periodic_checkpoint_is_exact(tmp_path, tiny_paintings):
     # 6 global batches of 2 x 2, epochs of 4; ADA moves p after batch 4, R1 and path length every 2 batches
-    ddp = ["trainer=ddp_sim", "data.batch_size=2", "model.total_kimg=0.024", "model.ada_kimg=0.1",
+    ddp = ["trainer=ddp_sim", "data.batch_size=2", "model.total_kimg=0.024", "model.augment.ada_kimg=0.1",
            "callbacks.kimg_checkpoint.every_kimg=0.012"]
     train(compose_train(tmp_path / "full", tiny_paintings, *ddp))
     periodic = tmp_path / "full" / "checkpoints" / "kimg000000.012.ckpt"  # batch 3: mid-epoch, mid ADA interval

@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # 10 batches of 4 from the 8 tiny paintings (no mirror images: epochs of 2 batches), a checkpoint every 3;
 # R1 every 5 and path length every 3 batches, so both land after every checkpoint; ADA moves p by 0.16
 # every 4 batches.
-RECIPE = ["data.flip=false", "model.d_reg_every=5", "model.g_reg_every=3", "model.ada_kimg=0.1",
-          "model.total_kimg=0.040", "callbacks.kimg_checkpoint.every_kimg=0.012",
-          "callbacks.kimg_checkpoint.keep=null"]
+SCHEDULE = ["data.flip=false", "model.d_reg_every=5", "model.g_reg_every=3",
+            "model.total_kimg=0.040", "callbacks.kimg_checkpoint.every_kimg=0.012",
+            "callbacks.kimg_checkpoint.keep=null"]
+RECIPE = [*SCHEDULE, "model.augment.ada_kimg=0.1"]
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_resume_from_best_fid_and_across_an_evaluation_is_exact(tmp_path, tiny_p
     # FID (noise_mode random) after batches 2 and 4; a kimg checkpoint after batch 3 (mid-epoch); 5 batches
     fid = ["callbacks=with_fid", "+callbacks.fid.networks.inception._target_=test_resume.TinyFeatures",
            "callbacks.fid.every_kimg=0.008", "callbacks.fid.settings.names=[fid8_full]",
-           "callbacks.fid.settings.batch_size=8", "model/augment=fixed", *RECIPE, "model.total_kimg=0.020"]
+           "callbacks.fid.settings.batch_size=8", "model/augment=fixed", *SCHEDULE, "model.total_kimg=0.020"]
     full = tmp_path / "full"
     train(compose_train(full, tiny_paintings, *fid))
     expected = full / "checkpoints" / "last.ckpt"

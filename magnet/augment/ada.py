@@ -6,8 +6,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from magnet.augment.pipeline import AugmentPipe
-
 # p is a probability and is kept below certainty: NVlabs lets it grow past 1.
 P_MAX = float(torch.nextafter(torch.tensor(1.0), torch.tensor(0.0)))
 
@@ -35,10 +33,9 @@ class AdaController(nn.Module):
         self.register_buffer("batches", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
-    def update(self, augment: AugmentPipe, real_pred: torch.Tensor) -> float | None:
-        """Call once per batch with D's logits on the (augmented) reals of the main D step.
-
-        Returns the statistic mean(sign(D(real))) over the interval when it adjusts p, else None.
+    def update(self, p: torch.Tensor, real_pred: torch.Tensor) -> float | None:
+        """Call once per batch with the pipeline's p (adjusted in place) and D's logits on the augmented
+        reals of the main D step. Returns the statistic mean(sign(D(real))) when it adjusts p, else None.
         """
         pred = real_pred.detach()
         batch = torch.stack([pred.sign().sum().long(), torch.tensor(pred.numel(), device=pred.device)])
@@ -51,7 +48,6 @@ class AdaController(nn.Module):
         signs = self.signs.clone()
         self.signs.zero_()
         real_sign = signs[0].double() / signs[1]
-        if augment.mode == "adaptive":
-            step = torch.sign(real_sign - self.target) * signs[1] / (self.kimg * 1000)
-            augment.p.copy_((augment.p + step).clamp(0.0, P_MAX))
+        step = torch.sign(real_sign - self.target) * signs[1] / (self.kimg * 1000)
+        p.copy_((p + step).clamp(0.0, P_MAX))
         return float(real_sign)

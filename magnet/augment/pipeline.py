@@ -11,11 +11,16 @@ from kornia.geometry.transform import warp_affine
 from torch import nn
 from torch.nn import functional as F
 
+from magnet.augment.ada import AdaController
 from magnet.nn.ops import upfirdn2d
 
-GEOMETRIC_OPS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac")
+BLIT_OPS = ("xflip", "rotate90", "xint")
+GEOM_OPS = ("scale", "rotate", "aniso", "xfrac")
+GEOMETRIC_OPS = BLIT_OPS + GEOM_OPS
 COLOUR_OPS = ("brightness", "contrast", "lumaflip", "hue", "saturation")
-BGC = GEOMETRIC_OPS + COLOUR_OPS
+BGC = GEOMETRIC_OPS + COLOUR_OPS  # every op, in NVlabs' order
+# NVlabs' named pipelines; a preset lists its ops, so an op added later joins none of them by itself.
+PRESETS = {"blit": BLIT_OPS, "geom": GEOM_OPS, "color": COLOUR_OPS, "bg": GEOMETRIC_OPS, "bgc": BGC}
 MODES = ("adaptive", "fixed", "none")
 
 # Lowpass filters of the Cohen-Daubechies-Feauveau 9/7 wavelet (PyWavelets' bior4.4, JPEG 2000's), at unit
@@ -43,9 +48,12 @@ class AugmentPipe(nn.Module):
 
     def __init__(
         self,
-        mode: str = "adaptive",  # adaptive: AdaController moves p; fixed: p stays; none: identity
+        mode: str = "adaptive",  # adaptive: the ADA controller moves p; fixed: p stays; none: identity
         p: float = 0.0,  # initial probability of each op, per image
-        ops: Sequence[str] = BGC,  # which ops run, in NVlabs' order whatever order is given
+        ops: str | Sequence[str] = "bgc",  # a preset name (PRESETS) or op names; run in NVlabs' order
+        ada_target: float = 0.6,  # adaptive: wanted mean(sign(D(real))), 0 unsure .. 1 overfitting
+        ada_interval: int = 4,  # adaptive: batches between adjustments of p
+        ada_kimg: float = 500.0,  # adaptive: thousands of images for p to move by 1
         xint_max: float = 0.125,  # integer translation, fraction of the image size
         scale_std: float = 0.2,  # isotropic scale, log2 std
         rotate_max: float = 1.0,  # arbitrary rotation, fraction of a half turn each way (1 = full turn)
@@ -61,16 +69,32 @@ class AugmentPipe(nn.Module):
             raise ValueError(f"augment mode={mode!r} is not one of {MODES}; pick one of them")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"augment p={p} is not a probability; give a value in [0, 1]")
+        if isinstance(ops, str):
+            if ops not in PRESETS:
+                raise ValueError(f"augment ops={ops!r} is not a preset ({', '.join(PRESETS)}) or a list of ops")
+            ops = PRESETS[ops]
         unknown = sorted(set(ops) - set(BGC))
         if unknown:
             raise ValueError(f"unknown augment ops {unknown}; known ops are {BGC}")
         self.mode = mode
         self.ops = tuple(op for op in BGC if op in ops)
+        # Only an adaptive pipeline has a controller (and its running sums in the checkpoint).
+        self.ada = AdaController(ada_target, ada_interval, ada_kimg) if mode == "adaptive" else None
         self.xint_max, self.scale_std, self.rotate_max = xint_max, scale_std, rotate_max
         self.aniso_std, self.xfrac_std = aniso_std, xfrac_std
         self.brightness_std, self.contrast_std = brightness_std, contrast_std
         self.hue_max, self.saturation_std = hue_max, saturation_std
         self.register_buffer("p", torch.tensor(0.0 if mode == "none" else float(p)))
+
+    def update(self, real_pred: torch.Tensor) -> float | None:
+        """After each main D step, with D's logits on the augmented reals: the ADA controller's statistic
+        mean(sign(D(real))) when it adjusted p this batch, else None (always None unless adaptive)."""
+        return None if self.ada is None else self.ada.update(self.p, real_pred)
+
+    def start_from(self, p: float) -> None:
+        """Continue an adaptive pipeline at the p of a run fine-tuned from; a fixed p stays as configured."""
+        if self.ada is not None:
+            self.p.fill_(p)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode}, p={float(self.p):.4f}, ops={self.ops}"

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
-from magnet.augment import AdaController, AugmentPipe
+from magnet.augment import AugmentPipe
 from magnet.nn import Discriminator, Generator, NetworkConfig, style_mix
 from magnet.nn.checkpoint import discriminator_from, generator_from, read_checkpoint
 from magnet.training.ema import ema_beta, make_ema, update_ema
@@ -29,10 +29,7 @@ class GAN(pl.LightningModule):
     def __init__(
         self,
         network: dict,  # NetworkConfig fields: arch, size, style_dim, n_mlp, channel_multiplier, channel_max
-        augment: AugmentPipe | None = None,  # ADA pipeline (None: no augmentation)
-        ada_target: float = 0.6,  # wanted mean(sign(D(real)))
-        ada_interval: int = 4,  # batches between p adjustments
-        ada_kimg: float = 500.0,  # thousands of images for p to move by 1
+        augment: AugmentPipe | None = None,  # ADA pipeline with its controller (None: no augmentation)
         lr: float = 0.002,  # Adam learning rate of both networks (before the lazy correction)
         betas: tuple[float, float] = (0.0, 0.99),
         r1_gamma: float = 10.0,  # R1 weight
@@ -55,7 +52,6 @@ class GAN(pl.LightningModule):
         self.G = Generator(self.config)
         self.D = Discriminator(self.config, from_rgb_kernel=from_rgb_kernel)
         self.augment = augment if augment is not None else AugmentPipe(mode="none")
-        self.ada = AdaController(ada_target, ada_interval, ada_kimg)
         self.register_buffer("nimg", torch.zeros((), dtype=torch.long))  # images seen, all ranks
         self.register_buffer("batches", torch.zeros((), dtype=torch.long))  # training batches done
         self.register_buffer("pl_mean", torch.zeros(()))  # running mean path length
@@ -97,8 +93,8 @@ class GAN(pl.LightningModule):
             return
         if self.trainer.global_rank > 0:
             offset_seeds(self.trainer.global_rank)
-        if self._init_ada_p is not None and self.augment.mode == "adaptive":
-            self.augment.p.fill_(self._init_ada_p)
+        if self._init_ada_p is not None:
+            self.augment.start_from(self._init_ada_p)
         for optimizer, source in zip(self.optimizers(), self._init_optim):
             if source.get("state"):  # moments only: lr and betas stay those of our config
                 optimizer.load_state_dict({**optimizer.state_dict(), "state": source["state"]})
@@ -145,7 +141,7 @@ class GAN(pl.LightningModule):
         real_pred = self.D(self.augment(real))
         loss_d = d_logistic_loss(real_pred, self.D(self.augment(fake)))
         self._step(opt_d, loss_d, "train/loss_d")
-        real_sign = self.ada.update(self.augment, real_pred)
+        real_sign = self.augment.update(real_pred)
         logs["train/loss_d"] = loss_d.detach()
         if real_sign is not None:
             logs["train/D_real_sign"] = real_sign
