@@ -125,9 +125,6 @@ class GAN(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
-        if real.shape[-1] != self.config.size:
-            raise ValueError(f"the data gives {real.shape[-1]}px images but the model is {self.config.size}px; "
-                             "set data.size to model.network.size")
         hp, n = self.hparams, real.shape[0]
         opt_g, opt_d = self.optimizers()
         batches = int(self.batches) + 1
