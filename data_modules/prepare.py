@@ -35,7 +35,7 @@ def prepare(cfg: DictConfig) -> None:
         from data_modules.clip_filter import filter_crops
         from magnet.clip import load_clip
 
-        clip = load_clip(**OmegaConf.to_container(cfg.clip, resolve=True))
+        clip = load_clip(cfg.clip.model_name, cfg.clip.pretrained, device=cfg.device)
         summary = filter_crops(clip=clip, **OmegaConf.to_container(cfg.filter, resolve=True))
         print(f"filter: {summary.line()}")
         print(f"filter: kept crops in {cfg.filter.crops_dir}, rejected in {cfg.filter.rejected_dir}, "
