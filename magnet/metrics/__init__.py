@@ -1,15 +1,21 @@
 """Metrics by name (fid50k_full, kid10k, clip_fd, ...), offline, checked against torch-fidelity.
 
-Importing the package registers every metric and feature network in its own file.
+Importing the package imports every module in it, so each metric and feature network registers itself:
+a new metric is one file here.
 """
 
-from magnet.metrics import clip_fd, fid, inception, kid  # noqa: F401  (they register themselves)
+import importlib
+import pkgutil
+
 from magnet.metrics.distances import frechet_distance, kernel_distance
 from magnet.metrics.evaluate import MetricSuite, evaluate, generated_features, write_json
 from magnet.metrics.inception import InceptionFeatures, inception_weights_path
 from magnet.metrics.registry import FEATURE_NETWORKS, METRICS, register_metric
 from magnet.metrics.settings import MetricSettings
 from magnet.metrics.stats import folder_features
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "FEATURE_NETWORKS",
