@@ -1,10 +1,9 @@
 """Checkpoint I/O that is atomic on write and safe on read."""
 
-import os
-from pathlib import Path
-
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from magnet.atomic import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -12,11 +11,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     checkpoint; reads use `weights_only=True` (magnet's checkpoints hold only tensors and plain containers)."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)

@@ -1,10 +1,11 @@
 """Checkpoints every N kimg, `last.ckpt` always, and a final one when training ends."""
 
-import os
 import shutil
 from pathlib import Path
 
 from pytorch_lightning.callbacks import Checkpoint
+
+from magnet.atomic import atomic_path
 
 from .base import EveryKimg, kimg_tag
 
@@ -40,9 +41,8 @@ class KimgCheckpoint(EveryKimg, Checkpoint):
         self._saved_kimg = kimg
         if trainer.is_global_zero:
             # the kimg file is a copy of the one just written (serialised once), swapped in atomically
-            tmp = path.with_name(f".{path.name}.tmp")
-            shutil.copyfile(last, tmp)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                shutil.copyfile(last, tmp)
             if self.keep is not None:
                 for old in sorted(self.dirpath.glob("kimg*.ckpt"))[: -self.keep or None]:
                     old.unlink()
