@@ -6,7 +6,7 @@ python benchmarks/bench_search.py --skip-compare --timing  # cost of MAGnet's se
 
 CLIP may have random weights (the default, so it runs offline): the score is still one fixed function of the
 image, so the comparison measures the optimiser, not the meaning. Each variant's best score is paired with
-the best of as many random samples under the same seed (the GA's own 200 initial samples plus fresh ones).
+the best of as many random samples under the same seed: the `random` strategy at the same render budget.
 """
 
 from __future__ import annotations
@@ -23,8 +23,15 @@ import torch
 
 from magnet import build_generator
 from magnet.clip import load_clip
-from magnet.search import ClipObjective, CMAESSearch, GeneticSearch, LatentSpace, parse_prompt, run_search
-from magnet.search.evaluate import Evaluator
+from magnet.search import (
+    ClipObjective,
+    CMAESSearch,
+    GeneticSearch,
+    LatentSpace,
+    RandomSearch,
+    parse_prompt,
+    run_search,
+)
 
 PROMPTS = ("orange triangles", "a portrait of a woman in blue | text:-1", "abstract city at night")
 
@@ -65,13 +72,10 @@ class CachedObjective(torch.nn.Module):
         return torch.tensor([self.cache[k] for k in keys])
 
 
-def best_random(generator, objective, seed: int, renders: int, first_scores: torch.Tensor, batch: int) -> float:
-    """The best of `renders` random z: the search's own initial samples plus fresh ones under another seed."""
-    extra = renders - len(first_scores)
-    space = LatentSpace(generator)
-    more = space.sample(extra, torch.Generator().manual_seed(10_000 + seed))
-    scores, _ = Evaluator(space, objective, batch, thumb_size=8)(more)
-    return float(torch.cat([first_scores, scores]).max())
+def best_random(generator, objective, seed: int, renders: int, batch: int) -> float:
+    """The `random` strategy at the same render budget and seed: the best of `renders` random z."""
+    result = run_search(RandomSearch(num_initial_samples=renders), LatentSpace(generator), objective, seed, batch, 8)
+    return result.best_score
 
 
 def compare(args, clip, device) -> dict:
@@ -86,22 +90,13 @@ def compare(args, clip, device) -> dict:
         for seed in range(args.seeds):
             for name in args.variants:
                 strategy, space_cls, space_name = VARIANTS[name]
-                space = space_cls(generator, space_name)
-                evaluate = Evaluator(space, objective, args.batch_size, thumb_size=8)
-                result = strategy.run(evaluate, space, torch.Generator().manual_seed(seed))
-                rand = best_random(
-                    generator,
-                    objective,
-                    seed,
-                    evaluate.renders,
-                    result.generations[0].scores,
-                    args.batch_size,
-                )
+                result = run_search(strategy, space_cls(generator, space_name), objective, seed, args.batch_size, 8)
+                rand = best_random(generator, objective, seed, result.renders, args.batch_size)
                 rows[name].append(
                     {
                         "prompt": prompt,
                         "seed": seed,
-                        "renders": evaluate.renders,
+                        "renders": result.renders,
                         "best": result.best_score,
                         "random": rand,
                     }
@@ -154,7 +149,7 @@ def timing(args, device) -> dict:
     }
     if args.timing_full:
         start = time.perf_counter()
-        result = run_search(generator, objective, GeneticSearch(), seed=0, batch_size=args.batch_size)
+        result = run_search(GeneticSearch(), LatentSpace(generator), objective, seed=0, batch_size=args.batch_size)
         report.update(renders=result.renders, wall_s=time.perf_counter() - start)
     return report
 

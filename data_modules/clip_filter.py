@@ -20,7 +20,9 @@ import torch
 from PIL import Image
 from rich.progress import track
 
-from data_modules.files import atomic_write_csv, list_images, sha256_file
+from data_modules.files import atomic_write_csv, sha256_file
+from magnet.atomic import atomic_path
+from magnet.image_files import list_images
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,11 @@ class EmbeddingCache:
                 self.rows = dict(zip(saved["sha256"], saved["embeddings"]))
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = list(self.rows)
         data = {"model_name": self.model_name, "pretrained": self.pretrained, "sha256": keys,
                 "embeddings": torch.stack([self.rows[k] for k in keys]) if keys else torch.empty(0)}
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        torch.save(data, tmp)
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            torch.save(data, tmp)
 
 
 @dataclass

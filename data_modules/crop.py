@@ -1,7 +1,10 @@
 """Cut each painting into square crops (three along its long side, one if square), resized with LANCZOS.
 
-Landscape paintings give `<stem>_lft/_ctr/_rgt`, portrait ones `<stem>_top/_ctr/_bot`, square ones `<stem>_ctr`.
-Unreadable, truncated or too small paintings are skipped with the reason logged. Runs over processes.
+Landscape paintings give `<stem>_lft/_ctr/_rgt`, portrait ones `<stem>_top/_ctr/_bot`, square ones `<stem>_ctr`,
+in the painting's own sub-folder and with its suffix (`a/x.jpg` -> `a/x_ctr.jpg`; one we do not write stays in
+the name: `x.tif` -> `x_ctr.tif.png`), so each painting has crops of its own, named alike on every run.
+Paintings are read upright in 8-bit RGB (`magnet.image_files`); unreadable, truncated, too large or too small
+ones are skipped with the reason logged. Runs over processes.
 """
 
 from __future__ import annotations
@@ -13,15 +16,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 from rich.progress import track
 
-from data_modules.files import list_images
+from magnet.atomic import atomic_path
+from magnet.image_files import READ_ERRORS, list_images, open_image, to_rgb8, upright_size
 
 log = logging.getLogger(__name__)
 
 SOURCE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
-_ORIENTATION = 0x0112  # EXIF tag
 _SAVE_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}  # other sources -> PNG
 
 
@@ -37,15 +40,15 @@ def square_boxes(width: int, height: int) -> list[tuple[str, tuple[int, int, int
     return [(name, (0, o, side, o + side)) for name, o in zip(names, offsets)]
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB from any mode; transparency (RGBA, LA, palette with alpha) is laid over white, not black."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+def crop_name(source_name: str, position: str) -> str:
+    """File name of one crop: `x.jpg` -> `x_ctr.jpg`, `x.JPG` -> `x_ctr.JPG`, `x.tif` -> `x_ctr.tif.png`.
+
+    Unique within a folder: a suffix we write (jpg, jpeg, png, webp, in any case) is kept as it is; any other
+    stays after the position, where no kept name has one.
+    """
+    stem, suffix = os.path.splitext(source_name)
+    kept = suffix if suffix.lower() in _SAVE_FORMAT else f"{suffix}.png"
+    return f"{stem}_{position}{kept}"
 
 
 @dataclass(frozen=True)
@@ -61,27 +64,27 @@ class CropResult:
 def crop_painting(source: Path, out_dir: Path, size: int, min_side: int, jpeg_quality: int,
                   overwrite: bool) -> CropResult:
     """Write the square crops of one painting into `out_dir` (each via a temporary file, then renamed)."""
-    ext = source.suffix.lower() if source.suffix.lower() in _SAVE_FORMAT else ".png"
     try:
-        with Image.open(source) as opened:
-            width, height = opened.size
-            if opened.getexif().get(_ORIENTATION) in (5, 6, 7, 8):  # stored on its side: EXIF turns it
-                width, height = height, width
+        with open_image(source) as opened:
+            width, height = upright_size(opened)
             boxes = square_boxes(width, height)
-            targets = [out_dir / f"{source.stem}_{name}{ext}" for name, _ in boxes]
+            targets = [out_dir / crop_name(source.name, position) for position, _ in boxes]
             if not overwrite and all(t.exists() for t in targets):
                 return CropResult(source, existing=tuple(targets))
             if min(width, height) < min_side:
                 return CropResult(source, skipped=f"too small ({width}x{height}, min_side {min_side})")
-            image = to_rgb(ImageOps.exif_transpose(opened))  # decodes: a truncated file fails here
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            image = to_rgb8(opened)
+    except Image.DecompressionBombError as e:
+        return CropResult(source, skipped=f"too large ({e})")
+    except READ_ERRORS as e:
         return CropResult(source, skipped=f"unreadable ({e})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_format = _SAVE_FORMAT[targets[0].suffix.lower()]
+    options = {"quality": jpeg_quality} if save_format in ("JPEG", "WEBP") else {}
     for (_, box), target in zip(boxes, targets):
         crop = image.crop(box).resize((size, size), Image.Resampling.LANCZOS)
-        tmp = target.with_name(f".{target.name}.tmp")
-        options = {"quality": jpeg_quality} if _SAVE_FORMAT[ext] in ("JPEG", "WEBP") else {}
-        crop.save(tmp, format=_SAVE_FORMAT[ext], **options)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            crop.save(tmp, format=save_format, **options)
     return CropResult(source, written=tuple(targets))
 
 
@@ -101,7 +104,10 @@ class CropSummary:
 
 def crop_folder(src_dir: str | Path, out_dir: str | Path, size: int, min_side: int, jpeg_quality: int = 95,
                 workers: int | None = None, overwrite: bool = False) -> CropSummary:
-    """Crop every painting under `src_dir` into `out_dir` over `workers` processes (None: one per core)."""
+    """Crop every painting under `src_dir` into the same sub-folder of `out_dir`, over `workers` processes.
+
+    `workers` None: one per core.
+    """
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     sources = list_images(src_dir, SOURCE_EXTENSIONS)
     if not sources:
@@ -109,7 +115,7 @@ def crop_folder(src_dir: str | Path, out_dir: str | Path, size: int, min_side: i
                                 f"stage first or set crop.src_dir to a folder of paintings")
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = workers or len(os.sched_getaffinity(0))
-    args = [(s, out_dir, size, min_side, jpeg_quality, overwrite) for s in sources]
+    args = [(s, out_dir / s.parent.relative_to(src_dir), size, min_side, jpeg_quality, overwrite) for s in sources]
     summary = CropSummary(paintings=len(sources))
     if workers == 1:
         results = (crop_painting(*a) for a in args)

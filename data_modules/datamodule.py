@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from data_modules.files import IMAGE_EXTENSIONS, list_images
 from data_modules.sampler import ResumableShuffle
+from magnet.image_files import IMAGE_EXTENSIONS, READ_ERRORS, list_images, open_image
 from magnet.images import load_square
 
 
@@ -26,8 +25,8 @@ class ImageFolder(Dataset):
     With `flip`, the dataset is doubled with mirror images (NVlabs' --mirror): item i + N is item i
     flipped, so which images are flipped is decided by the sampler's order, not by a random draw.
 
-    A file that cannot be decoded is reported once and replaced by the next readable one, so one bad file
-    does not end an epoch.
+    A file that cannot be read (corrupt, truncated, or too large: refused from its header) is reported once
+    and replaced by the next readable one, so one bad file does not end an epoch.
     """
 
     def __init__(self, files: list[Path], size: int, flip: bool):
@@ -49,7 +48,7 @@ class ImageFolder(Dataset):
                 continue
             try:
                 return load_square(self.files[i], self.size).float().div_(127.5).sub_(1)
-            except (OSError, SyntaxError, ValueError) as e:
+            except READ_ERRORS as e:
                 self._bad.add(i)  # per worker process: each worker reports a bad file at most once
                 warnings.warn(f"skipping unreadable image {self.files[i]} ({e})", stacklevel=2)
         raise RuntimeError(f"none of the {len(self.files)} images could be read (first: {self.files[0]})")
@@ -81,10 +80,10 @@ class ImageFolderDataModule(pl.LightningDataModule):
         small = []
         for path in files[:sample]:
             try:
-                with Image.open(path) as image:
+                with open_image(path) as image:
                     if min(image.size) < self.size:
                         small.append((path, image.size))
-            except OSError:
+            except READ_ERRORS:
                 continue  # unreadable files are skipped (with a warning) when loaded
         checked = min(len(files), sample)
         if len(small) * 2 > checked:

@@ -1,24 +1,13 @@
-"""File helpers shared by the pipeline stages: image listing, hashing, atomic writes."""
+"""File helpers shared by the pipeline stages: hashing, atomic writes (image listing: magnet.image_files)."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
-
-
-def list_images(folder: str | Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[Path]:
-    """Image files under `folder` (recursive, hidden files skipped), sorted for a stable order."""
-    folder = Path(folder)
-    return sorted(
-        path for path in folder.rglob("*")
-        if path.suffix.lower() in extensions and path.is_file() and not path.name.startswith(".")
-    )
+from magnet.atomic import atomic_path
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -33,19 +22,10 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
 def atomic_write_csv(path: str | Path, fieldnames: Sequence[str], rows: Iterable[Mapping]) -> Path:
     """Write a CSV to a temporary file beside `path`, then rename it over `path`: readers never see half."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=fieldnames)
-            writer.writeheader()
-            writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
     return path
 
 

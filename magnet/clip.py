@@ -37,12 +37,6 @@ class Clip:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def to(self, device: str | torch.device) -> Clip:
-        """Move the model (and cached prompt embeddings) to `device`; returns self."""
-        self.model.to(device)
-        self._text_cache = {k: v.to(device) for k, v in self._text_cache.items()}
-        return self
-
     @torch.no_grad()
     def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
         """(N, D) embeddings of the prompts; each prompt is encoded once, then served from the cache."""

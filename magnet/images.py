@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from magnet.image_files import read_rgb
+
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output in [-1, 1] -> uint8 in [0, 255], quantised exactly as NVlabs' FID does."""
@@ -13,9 +15,11 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def load_square(path: str | Path, size: int) -> torch.Tensor:
-    """An image file as uint8 (3, size, size) RGB: centre-cropped to a square, resized with Lanczos if needed."""
-    with Image.open(path) as image:
-        image = image.convert("RGB")
+    """An image file as upright uint8 (3, size, size) RGB: centre-cropped to a square, Lanczos-resized if needed.
+
+    A bad or oversized file raises one of `magnet.image_files.READ_ERRORS`.
+    """
+    image = read_rgb(path)
     w, h = image.size
     side = min(w, h)
     if w != h:

@@ -55,3 +55,11 @@ def trained_checkpoint(tmp_path_factory, tiny_paintings) -> Path:
     run = tmp_path_factory.mktemp("trained") / "run"
     train(compose_train(run, tiny_paintings, "model.total_kimg=0.004", "~callbacks.samples"))
     return run / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def huge_png(tmp_path_factory) -> Path:
+    """A valid 30000 x 30000 PNG (about 110 kB; 0.9 GB if it were decoded): above every pixel limit."""
+    from image_faults import blank_png
+
+    return blank_png(tmp_path_factory.mktemp("huge") / "huge.png", 30000, 30000)

@@ -69,7 +69,8 @@ def save_rosinality(path, arch, size, from_rgb_kernel=3, **shape):
     """A checkpoint in rosinality's format (as train.py writes it), from freshly built networks."""
     torch.manual_seed(0)
     G = build_generator(arch, size, **shape)
-    D = build_discriminator(arch, size, shape["channel_multiplier"], shape["channel_max"], from_rgb_kernel)
+    D = build_discriminator(arch, size, channel_multiplier=shape["channel_multiplier"],
+                            channel_max=shape["channel_max"], from_rgb_kernel=from_rgb_kernel)
     _randomise(G)
     _randomise(D)
     wavelet = arch == "swagan"

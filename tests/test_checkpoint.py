@@ -226,7 +226,7 @@ def test_unsafe_pickles_and_bad_files_are_refused_in_one_line(tmp_path):
     torch.save({"model": {"fc.weight": torch.zeros(2, 2)}}, wrong)
     _refusal(load_generator, wrong, "holds no 'g_ema' network: it is a dict with keys model")
     d_only = tmp_path / "d_as_g.pt"
-    torch.save({"g_ema": build_discriminator("swagan", 32, 1, 16).state_dict()}, d_only)
+    torch.save({"g_ema": build_discriminator("swagan", 32, channel_multiplier=1, channel_max=16).state_dict()}, d_only)
     _refusal(load_generator, d_only, "not a StyleGAN2/SWAGAN generator")
     g_only = tmp_path / "g_as_d.pt"
     torch.save({"d": build_generator("swagan", 32, **TINY).state_dict()}, g_only)
@@ -236,8 +236,9 @@ def test_unsafe_pickles_and_bad_files_are_refused_in_one_line(tmp_path):
 def _tiny_checkpoint(arch):
     torch.manual_seed(0)
     wavelet = arch == "swagan"
+    d = build_discriminator(arch, 32, channel_multiplier=1, channel_max=16)
     return {"g_ema": generator_state(build_generator(arch, 32, **TINY).state_dict(), wavelet),
-            "d": discriminator_state(build_discriminator(arch, 32, 1, 16).state_dict(), wavelet)}
+            "d": discriminator_state(d.state_dict(), wavelet)}
 
 
 def _faults(ckpt, net):

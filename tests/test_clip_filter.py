@@ -10,7 +10,8 @@ from PIL import Image
 
 from data_modules.clip_filter import EmbeddingCache, filter_crops
 from data_modules.crop import crop_painting
-from data_modules.files import list_images, sha256_file
+from data_modules.files import sha256_file
+from magnet.image_files import list_images
 
 
 @pytest.fixture

@@ -28,3 +28,15 @@ def test_anchor_values_of_the_gpu_experiments():
     assert batch == min(4096 // size, 32)  # NVlabs cfg=auto at one GPU
     assert cfg.model.r1_gamma == pytest.approx(0.0002 * size**2 / batch)
     assert cfg.model.network.channel_multiplier == 2 and cfg.model.network.arch == "swagan"
+
+
+def test_fid_callback_and_eval_share_the_metrics_group():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        train = compose("train", overrides=["callbacks=with_fid", "callbacks.fid.settings.names=[kid50k_full]"])
+        evaluation = compose("eval", overrides=["ckpt_path=g.pt", "data_dir=images"])
+    callback = hydra.utils.instantiate(train.callbacks.fid, _convert_="all")
+    assert [spec.name for spec in callback.suite.specs] == ["kid50k_full"]
+    assert train.callbacks.best_fid.monitor == "val/kid50k_full"
+    assert set(train.callbacks.fid.settings) == set(evaluation.metrics)  # one settings object, one yaml group
+    assert evaluation.metrics.clip == train.clip

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from image_faults import grey16_png, rotated_jpeg
 from PIL import Image
 
 from data_modules.datamodule import ImageFolderDataModule
@@ -84,6 +85,31 @@ def test_corrupt_file_is_skipped_with_a_warning(folder):
     assert items[broken].abs().sum() > 0  # the next readable image stands in
     batches = list(ImageFolderDataModule(folder, size=16, batch_size=3, num_workers=1).train_dataloader())
     assert sum(len(b) for b in batches) == 12  # a full epoch (6 images + mirrors) through a worker, no crash
+
+
+def test_16_bit_and_turned_images_are_read_upright_in_their_tones(museum_paintings, tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    expected = {"deep.png": grey16_png(museum_paintings[7], root / "deep.png", (32, 32))[..., None],
+                "turned6.jpg": rotated_jpeg(museum_paintings[8], root / "turned6.jpg", (32, 32), 6),
+                "turned8.jpg": rotated_jpeg(museum_paintings[9], root / "turned8.jpg", (32, 32), 8)}
+    dm = ImageFolderDataModule(root, size=32, batch_size=1, num_workers=0, flip=False)
+    dm.setup()
+    for i, path in enumerate(dm.dataset.files):
+        got = (dm.dataset[i] + 1) * 127.5
+        reference = torch.from_numpy(expected[path.name].copy()).permute(2, 0, 1).float()
+        assert got.shape == (3, 32, 32) and (got - reference).abs().max() <= 1.001, path.name
+
+
+def test_image_above_the_pixel_limit_is_skipped_with_a_warning(folder, huge_png):
+    (folder / "huge.png").write_bytes(huge_png.read_bytes())
+    dm = ImageFolderDataModule(folder, size=32, batch_size=2, num_workers=0)
+    dm.setup()  # reads headers only: the 30000x30000 image is not decoded
+    huge = dm.dataset.files.index(folder / "huge.png")
+    with pytest.warns(UserWarning, match=r"huge\.png \(.*900000000 pixels"):
+        item = dm.dataset[huge]
+    assert item.shape == (3, 32, 32)  # the next readable image stands in
+    assert len(list(dm.train_dataloader())) == 6  # a full epoch: 6 files + mirrors, in batches of 2
 
 
 def test_empty_or_missing_folder_is_an_error_naming_it(tmp_path):

@@ -12,10 +12,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from magnet import build_generator
-from magnet.metrics import InceptionFeatures, folder_features, frechet_distance, generated_features
+from magnet.metrics import InceptionFeatures, MetricSettings, folder_features, frechet_distance, generated_features
 from magnet.training.callbacks.fid import FIDCallback
 
 SIZE, BATCH, NUM_GEN = 32, 4, 6
+FID = f"fid{NUM_GEN}_full"
 
 
 class TinyGAN(pl.LightningModule):
@@ -48,7 +49,7 @@ def real_dir(tmp_path_factory, museum_paintings):
 
 def _fit(callback, tmp_path, max_steps):
     logger = CSVLogger(tmp_path, name="run")
-    best = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/fid", mode="min", every_n_train_steps=2)
+    best = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor=f"val/{FID}", mode="min", every_n_train_steps=2)
     trainer = pl.Trainer(
         max_steps=max_steps, accelerator="cpu", logger=logger, callbacks=[callback, best], log_every_n_steps=1,
         enable_progress_bar=False, enable_model_summary=False,
@@ -59,30 +60,30 @@ def _fit(callback, tmp_path, max_steps):
 
 def test_callback_logs_fid_every_n_kimg_and_checkpoints_the_best(real_dir, tmp_path):
     # 2 batches of 4 images per evaluation; noise "const" so the (untrained) g_ema always gives one figure.
-    callback = FIDCallback(
-        every_kimg=2 * BATCH / 1000, num_gen=NUM_GEN, data_dir=str(real_dir), kid=True, batch_size=4,
-        noise_mode="const", cache_dir=str(tmp_path / "cache"),
-    )
+    settings = MetricSettings(names=[FID, f"kid{NUM_GEN}_full"], batch_size=4, noise_mode="const",
+                              cache_dir=str(tmp_path / "cache"))
+    callback = FIDCallback(every_kimg=2 * BATCH / 1000, data_dir=str(real_dir), settings=settings)
     trainer, logger, best = _fit(callback, tmp_path, max_steps=5)
     with open(logger.log_dir + "/metrics.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("val/fid")]
+        rows = [r for r in csv.DictReader(f) if r.get(f"val/{FID}")]
     assert len(rows) == 2  # after batches 2 and 4 of 5
-    assert all(float(r["val/kid_mean"]) > 0 for r in rows)
+    assert all(float(r[f"val/kid{NUM_GEN}_full"]) > 0 for r in rows)
     assert callback.next_kimg == pytest.approx(6 * BATCH / 1000)
 
     inception = InceptionFeatures()
     real = folder_features(real_dir, inception, SIZE, tmp_path / "cache", progress=False)  # from the cache
-    (fake,) = generated_features(
-        trainer.lightning_module.g_ema, [inception], NUM_GEN, batch_size=4, noise_mode="const", progress=False
-    )
+    fake = generated_features(
+        trainer.lightning_module.g_ema, {"inception": inception}, NUM_GEN, batch_size=4, noise_mode="const",
+        progress=False,
+    )["inception"]
     expected = frechet_distance(real, fake)
-    assert [float(r["val/fid"]) for r in rows] == pytest.approx([expected, expected], rel=1e-5)
+    assert [float(r[f"val/{FID}"]) for r in rows] == pytest.approx([expected, expected], rel=1e-5)
     assert float(best.best_model_score) == pytest.approx(expected, rel=1e-5)
     assert best.best_model_path.endswith(".ckpt")
 
 
 def test_callback_without_real_images_fails_at_start(tmp_path):
     with pytest.raises(ValueError, match="data_dir"):
-        _fit(FIDCallback(every_kimg=1, num_gen=4), tmp_path, max_steps=1)
+        _fit(FIDCallback(every_kimg=1, settings={"names": ["fid4"]}), tmp_path, max_steps=1)
     with pytest.raises(ValueError, match="every_kimg"):
         FIDCallback(every_kimg=0)

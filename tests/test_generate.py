@@ -15,16 +15,16 @@ from generate import generate
 from magnet import build_discriminator, build_generator, load_generator
 from magnet.clip import load_clip
 from magnet.errors import MissingFileError, UserError
-from magnet.search import ClipObjective, parse_prompt, read_png_metadata, render_latent
+from magnet.search import ClipObjective, LatentSpace, parse_prompt, read_png_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP_MODEL = "ViT-S-32-alt"  # the smallest open_clip ViT; random weights (pretrained=None) offline
 TINY = [
     f"clip.model_name={CLIP_MODEL}",
     "clip.pretrained=null",
-    "genetic.num_initial_samples=4",
-    "genetic.num_parents=2",
-    "genetic.generations=1",
+    "search.strategy.num_initial_samples=4",
+    "search.strategy.num_parents=2",
+    "search.strategy.generations=1",
     "search.batch_size=8",
     "search.thumb_size=16",
 ]
@@ -77,7 +77,7 @@ def test_writes_a_painting_per_prompt_and_seed_with_its_recipe(run, checkpoints)
     meta = read_png_metadata(paths[1])
     assert meta["prompt"] == "orange triangles | blue:0.5" and meta["seed"] == 4
     assert meta["checkpoint"] == str((checkpoints / "tiny.pt").resolve())
-    assert meta["settings"]["genetic"]["num_initial_samples"] == 4 and meta["space"] == "z"
+    assert meta["settings"]["search"]["strategy"]["num_initial_samples"] == 4 and meta["space"] == "z"
     with Image.open(paths[1]) as png:
         assert png.size == (32, 32) and png.mode == "RGB"
     folder = paths[1].parent
@@ -102,7 +102,7 @@ def test_the_stored_score_is_the_clip_score_of_the_stored_latent(run, checkpoint
     paths, _ = run
     meta = read_png_metadata(paths[2])
     generator = load_generator(checkpoints / "tiny.pt")
-    image = render_latent(generator, meta["space"], meta["truncation_psi"], meta["latent"])
+    image = LatentSpace(generator, meta["space"], meta["truncation_psi"]).render_one(meta["latent"])
     torch.manual_seed(0)  # generate.py seeds torch with 0 before it builds CLIP's random weights
     objective = ClipObjective(load_clip(CLIP_MODEL, None), parse_prompt("a red circle"))
     with torch.no_grad():

@@ -9,18 +9,25 @@ import pytest
 import scipy.linalg
 import torch
 import torch_fidelity
+from image_faults import grey16_png, rotated_jpeg
 from PIL import Image, ImageFilter
 
 from magnet import build_generator
+from magnet.errors import UserError
+from magnet.images import to_uint8
 from magnet.metrics import (
+    METRICS,
     InceptionFeatures,
+    MetricSettings,
+    MetricSuite,
     evaluate,
     folder_features,
     frechet_distance,
     generated_features,
     inception_weights_path,
     kernel_distance,
-    to_uint8,
+    register_metric,
+    stats,
     write_json,
 )
 from magnet.metrics.clip_fd import ClipFeatures
@@ -165,7 +172,7 @@ def test_blurring_costs_more_than_changing_the_paintings(features):
     assert blurred > disjoint  # about 1.2x on these paintings
 
 
-def test_folder_features_are_cached_and_recomputed_when_the_folder_changes(image_sets, tmp_path):
+def test_folder_features_are_cached_and_recomputed_when_the_folder_changes(image_sets, tmp_path, monkeypatch):
     folder = tmp_path / "few"
     folder.mkdir()
     for i, png in enumerate(sorted(image_sets["a"].glob("*.png"))[:3]):
@@ -182,6 +189,25 @@ def test_folder_features_are_cached_and_recomputed_when_the_folder_changes(image
     grown = folder_features(folder, network, SIZE, tmp_path / "cache", progress=False)
     assert network.calls > calls and grown.shape == (4, 6)
     assert torch.equal(grown[:3], first)
+    monkeypatch.setattr(stats, "READER_VERSION", stats.READER_VERSION + 1)  # a reader that decodes differently
+    calls = network.calls
+    folder_features(folder, network, SIZE, tmp_path / "cache", progress=False)
+    assert network.calls > calls
+
+
+def test_folder_images_reach_the_network_upright_and_in_their_tones(museum_paintings, tmp_path):
+    folder = tmp_path / "real"
+    folder.mkdir()
+    expected = {"deep.png": grey16_png(museum_paintings[7], folder / "deep.png", (32, 32))[..., None],
+                "turned6.jpg": rotated_jpeg(museum_paintings[8], folder / "turned6.jpg", (32, 32), 6),
+                "turned8.jpg": rotated_jpeg(museum_paintings[9], folder / "turned8.jpg", (32, 32), 8)}
+    network = MeanColour()
+    folder_features(folder, network, 32, cache_dir=None, progress=False)
+    seen = torch.cat(network.seen)
+    assert seen.dtype == torch.uint8 and len(seen) == 3
+    for image, name in zip(seen, sorted(expected)):  # in list order: sorted by name
+        reference = torch.from_numpy(expected[name].copy()).permute(2, 0, 1).int()
+        assert (image.int() - reference).abs().max() <= 1, name
 
 
 def test_to_uint8_truncates_like_the_reference_tools():
@@ -196,9 +222,9 @@ def test_generated_images_reach_the_network_quantised_and_seeded():
     torch.manual_seed(0)
     generator = build_generator(size=32, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=32).eval()
     network = MeanColour()
-    (out,) = generated_features(
-        generator, [network], 5, batch_size=4, noise_mode="const", seed=3, progress=False
-    )
+    out = generated_features(
+        generator, {"mean-colour": network}, 5, batch_size=4, noise_mode="const", seed=3, progress=False
+    )["mean-colour"]
     assert out.shape == (5, 6) and [len(s) for s in network.seen] == [4, 1]
     z = torch.randn(5, 32, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -209,15 +235,13 @@ def test_generated_images_reach_the_network_quantised_and_seeded():
 def test_evaluate_writes_the_figures(image_sets, inception, tmp_path):
     torch.manual_seed(0)
     generator = build_generator(size=SIZE, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=32).eval()
-    figures = evaluate(
-        generator, image_sets["a"], inception, num_gen=8, kid_subsets=5, cache_dir=image_sets["cache"],
-        progress=False,
-    )
+    settings = MetricSettings(names=["fid8_full", "kid8_full"], kid_subsets=5, cache_dir=str(image_sets["cache"]))
+    figures = evaluate(generator, image_sets["a"], settings, networks={"inception": inception}, progress=False)
     path = write_json(figures, tmp_path / "out" / "metrics.json")
     saved = json.loads(path.read_text())
     assert saved["num_real"] == N and saved["num_gen"] == 8 and saved["size"] == SIZE
-    assert saved["fid"] > 100 and saved["kid_mean"] > 0  # an untrained generator paints no paintings
-    assert saved["feature_networks"][0].startswith("inception-2015-12-05")
+    assert saved["fid8_full"] > 100 and saved["kid8_full"] > 0  # an untrained generator paints no paintings
+    assert saved["kid8_full_std"] >= 0 and saved["feature_networks"]["inception"].startswith("inception-2015-12-05")
 
 
 def test_clip_frechet_distance(tiny_paintings, random_clip, tmp_path):
@@ -228,10 +252,10 @@ def test_clip_frechet_distance(tiny_paintings, random_clip, tmp_path):
     assert real.shape == (8, random_clip.embed_dim) and not (tmp_path / "cache").exists()
     assert abs(frechet_distance(real, real)) < 1e-6
     generator = build_generator(size=32, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=32).eval()
-    figures = evaluate(
-        generator, tiny_paintings, MeanColour(), num_gen=4, clip=clip, kid=False, progress=False
-    )
-    assert figures["clip_fd"] > 0 and figures["feature_networks"] == ["mean-colour", None]
+    settings = MetricSettings(names=["fid4_full", "clip_fd4_full"], cache_dir=None)
+    figures = evaluate(generator, tiny_paintings, settings, networks={"inception": MeanColour(), "clip": clip},
+                       progress=False)
+    assert figures["clip_fd4_full"] > 0 and figures["feature_networks"] == {"inception": "mean-colour", "clip": None}
 
 
 def test_eval_command_scores_a_rosinality_style_checkpoint(tiny_paintings, weights, tmp_path):
@@ -243,20 +267,20 @@ def test_eval_command_scores_a_rosinality_style_checkpoint(tiny_paintings, weigh
     generator = build_generator(size=32, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=32)
     torch.save({"g_ema": generator.state_dict()}, tmp_path / "g.pt")  # rosinality's checkpoint layout
     overrides = [
-        f"ckpt_path={tmp_path / 'g.pt'}", f"data_dir={tiny_paintings}", "num_gen=4", "kid_subsets=2",
-        f"feature_extractor_weights_path={weights}", f"cache_dir={tmp_path / 'cache'}",
+        f"ckpt_path={tmp_path / 'g.pt'}", f"data_dir={tiny_paintings}", "metrics.names=[fid4_full,kid4]",
+        "metrics.kid_subsets=2", f"metrics.inception_weights={weights}", f"metrics.cache_dir={tmp_path / 'cache'}",
         f"output_dir={tmp_path / 'out'}", "device=cpu",
     ]
     with initialize_config_dir(config_dir=str(Path(__file__).parents[1] / "conf"), version_base="1.3"):
         cfg = compose("eval", overrides=overrides)
     figures = json.loads(run_eval(cfg).read_text())
     assert figures["num_real"] == 8 and figures["num_gen"] == 4 and figures["size"] == 32
-    assert figures["fid"] > 0 and "kid_mean" in figures and figures["ckpt_path"].endswith("g.pt")
+    assert figures["fid4_full"] > 0 and "kid4" in figures and figures["ckpt_path"].endswith("g.pt")
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # the real features, for the next run
 
 
 def test_bad_inputs_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="feature_extractor_weights_path"):
+    with pytest.raises(FileNotFoundError, match="inception_weights"):
         inception_weights_path(tmp_path / "missing.pth")
     with pytest.raises(ValueError, match="No images"):
         folder_features(tmp_path, MeanColour(), SIZE)
@@ -266,3 +290,47 @@ def test_bad_inputs_are_named(tmp_path):
         frechet_distance(torch.zeros(1, 4), torch.zeros(5, 4))
     with pytest.raises(TypeError, match="uint8"):
         InceptionFeatures.forward(None, torch.zeros(1, 3, 8, 8))
+
+
+def test_metric_names_carry_their_sample_count_as_nvlabs_names_them():
+    suite = MetricSuite(MetricSettings(names=["fid50k_full", "kid10k", "clip_fd", "fid300"], num_gen=1234))
+    assert [(s.kind, s.num_gen, s.full) for s in suite.specs] == [
+        ("fid", 50000, True), ("kid", 10000, False), ("clip_fd", 1234, False), ("fid", 300, False)]
+    assert suite.num_gen == 50000 and suite.feature_names == ["inception", "clip"]
+    for bad, match in [(["pr50k"], "unknown metric 'pr50k'.*clip_fd, fid, kid"), (["fid1"], "at least 2"),
+                       ([], "no metric")]:
+        with pytest.raises(UserError, match=match):
+            MetricSettings(names=bad)
+    with pytest.raises(UserError, match="noise_mode='loud'"):
+        MetricSettings(noise_mode="loud")
+    with pytest.raises(UserError, match="batch_size=0"):
+        MetricSettings(batch_size=0)
+
+
+def test_a_name_without_full_compares_with_a_seeded_subset_of_the_real_set(features):
+    suite = MetricSuite(MetricSettings(names=["fid8", "fid8_full"], seed=5))
+    fake = {"inception": features["b"]}
+    figures = suite.figures({"inception": features["a"]}, fake)
+    subset = features["a"][torch.randperm(N, generator=torch.Generator().manual_seed(5))[:8]]
+    assert figures["fid8"] == pytest.approx(frechet_distance(subset, features["b"][:8]))
+    assert figures["fid8_full"] == pytest.approx(frechet_distance(features["a"], features["b"][:8]))
+
+
+def test_a_new_metric_is_one_registered_function(tiny_paintings):
+    """What a newcomer writes in one file: the metric is then known by name to eval.py and the callback."""
+
+    @register_metric("mean_gap", features="inception")
+    def mean_gap(real, fake, settings):
+        return {"value": float((real.mean(0) - fake.mean(0)).norm())}
+
+    try:
+        torch.manual_seed(0)
+        generator = build_generator(size=32, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=32).eval()
+        network = MeanColour()
+        figures = evaluate(generator, tiny_paintings, MetricSettings(names=["mean_gap4_full"], cache_dir=None),
+                           networks={"inception": network}, progress=False)
+        real, fake = torch.cat(network.seen[:1]), torch.cat(network.seen[1:])  # real batch first, then generated
+        expected = (network(real).mean(0) - network(fake).mean(0)).norm()
+        assert figures["mean_gap4_full"] == pytest.approx(float(expected), rel=1e-5)
+    finally:
+        METRICS._entries.pop("mean_gap")

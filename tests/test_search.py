@@ -18,6 +18,7 @@ from magnet.search import (
     CMAESSearch,
     GeneticSearch,
     LatentSpace,
+    RandomSearch,
     Refiner,
     WeightedPrompt,
     auto_levels,
@@ -25,10 +26,10 @@ from magnet.search import (
     read_png_metadata,
     run_search,
 )
-from magnet.search.genetic import breed, linear_crossover, mutate, point_crossover, select_elite
 from magnet.search.outputs import contact_sheet, save_png
 from magnet.search.refine import cutouts
 from magnet.search.result import SearchResult
+from magnet.search.strategies.genetic import breed, linear_crossover, mutate, point_crossover, select_elite
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,11 @@ def generator():
 def red_minus_blue(images: torch.Tensor) -> torch.Tensor:
     """A cheap fixed objective standing in for CLIP where only the optimiser is under test."""
     return images[:, 0].mean((1, 2)) - images[:, 2].mean((1, 2))
+
+
+def search(generator, strategy, space="z", truncation_psi=1.0, seed=0, batch_size=20, thumb_size=8):
+    return run_search(strategy, LatentSpace(generator, space, truncation_psi), red_minus_blue, seed, batch_size,
+                      thumb_size)
 
 
 # ---------------------------------------------------------------- prompts
@@ -118,7 +124,7 @@ def test_defaults_are_magnets(generator):
     ga = GeneticSearch()
     assert (ga.num_initial_samples, ga.num_parents, ga.generations) == (200, 4, 5)
     assert (ga.crossover, ga.recombination_amount, ga.mutation_amount) == ("linear", 0.333, 0.25)
-    result = run_search(generator, red_minus_blue, ga, seed=0, batch_size=50, thumb_size=8)
+    result = search(generator, ga, seed=0, batch_size=50)
     # 300 candidates as MAGnet (200 + 5 x 20); the 4 parents per generation keep their scores, so 280 renders
     assert sum(len(g.scores) for g in result.generations) == 300
     assert result.renders == 280
@@ -132,7 +138,7 @@ def small_ga(**kwargs) -> GeneticSearch:
 
 
 def test_elitism_parents_are_the_previous_best_with_their_scores(generator):
-    result = run_search(generator, red_minus_blue, small_ga(), seed=3, batch_size=16, thumb_size=8)
+    result = search(generator, small_ga(), seed=3, batch_size=16)
     space = LatentSpace(generator)
     for before, after in zip(result.generations, result.generations[1:], strict=False):
         top = select_elite(before.scores, 4)
@@ -149,7 +155,7 @@ def test_elitism_parents_are_the_previous_best_with_their_scores(generator):
 def test_z_latents_keep_the_norm_of_a_gaussian_sample(generator):
     """MAGnet's quirk fixed: parents and children alike have norm sqrt(dim), not ~22.6 vs 100."""
     for crossover in ("linear", "point"):
-        result = run_search(generator, red_minus_blue, small_ga(crossover=crossover), seed=0, thumb_size=8)
+        result = search(generator, small_ga(crossover=crossover), seed=0)
         for generation in result.generations:
             norms = generation.latents.norm(dim=1)
             torch.testing.assert_close(norms, torch.full_like(norms, math.sqrt(32)))
@@ -158,7 +164,7 @@ def test_z_latents_keep_the_norm_of_a_gaussian_sample(generator):
 @pytest.mark.parametrize("space", ["z", "w", "w+"])
 def test_same_seed_same_search_other_seed_other_search(generator, space):
     def run(seed):
-        return run_search(generator, red_minus_blue, small_ga(), space, 0.7, seed, batch_size=10, thumb_size=8)
+        return search(generator, small_ga(), space, 0.7, seed, batch_size=10)
 
     a, b, c = run(5), run(5), run(6)
     for ga, gb in zip(a.generations, b.generations, strict=True):
@@ -180,14 +186,14 @@ def test_search_does_not_touch_the_global_rng(generator):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    run_search(generator, red_minus_blue, small_ga(), seed=0, thumb_size=8)
+    search(generator, small_ga(), seed=0)
     assert torch.equal(torch.rand(3), expected)
 
 
 class QuadraticSpace:
     """A 10-d test function for CMA-ES: score = -|x - optimum|^2 (no generator involved)."""
 
-    space, truncation_psi = "z", 1.0
+    name, truncation_psi = "z", 1.0
     optimum = torch.linspace(-2, 2, 10)
 
     def sample(self, n, rng):
@@ -199,16 +205,19 @@ class QuadraticSpace:
     def noise_scale(self, population):
         return torch.ones(())
 
-    def evaluate(self, latents, label=""):
-        return -((latents - self.optimum) ** 2).sum(1), torch.zeros(len(latents), 3, 1, 1, dtype=torch.uint8)
+    def score(self, latents):
+        return -((latents - self.optimum) ** 2).sum(1)
 
 
 def test_cmaes_converges_on_a_quadratic():
+    """Stepped by hand through ask/tell, with no thumbnails: the caller owns the loop."""
     space = QuadraticSpace()
-    result = CMAESSearch(num_initial_samples=10, population=10, generations=150, sigma=1.0).run(
-        space.evaluate, space, torch.Generator().manual_seed(0)
-    )
-    assert isinstance(result, SearchResult)
+    strategy = CMAESSearch(num_initial_samples=10, population=10, generations=150, sigma=1.0)
+    strategy.start(space, torch.Generator().manual_seed(0))
+    while not strategy.done:
+        strategy.tell(space.score(strategy.ask()))
+    result = strategy.result()
+    assert isinstance(result, SearchResult) and strategy.generation == 151
     assert result.best_scores[0] < -5  # the best random sample is far off
     assert result.best_score > -1e-4
     torch.testing.assert_close(result.best_latent, space.optimum, atol=1e-2, rtol=0)
@@ -216,11 +225,87 @@ def test_cmaes_converges_on_a_quadratic():
 
 def test_cmaes_searches_the_generator(generator):
     strategy = CMAESSearch(num_initial_samples=24, population=8, generations=3)
-    a = run_search(generator, red_minus_blue, strategy, "w+", seed=1, thumb_size=8)
-    b = run_search(generator, red_minus_blue, strategy, "w+", seed=1, thumb_size=8)
+    a = search(generator, strategy, "w+", seed=1)
+    b = search(generator, strategy, "w+", seed=1)
     assert torch.equal(a.best_latent, b.best_latent)
     assert a.renders == 24 + 3 * 8
     assert a.best_scores == sorted(a.best_scores)
+
+
+# ---------------------------------------------------------------- ask/tell: stepping, saving, choosing
+
+
+@pytest.mark.parametrize("make", [lambda: small_ga(), lambda: small_ga(crossover="point"),
+                                  lambda: CMAESSearch(num_initial_samples=8, population=6, generations=3)])
+def test_a_search_saved_mid_way_resumes_to_the_same_result(generator, make, tmp_path):
+    space = LatentSpace(generator, "w+")
+    whole = make().start(space, torch.Generator().manual_seed(4))
+    while not whole.done:
+        whole.tell(red_minus_blue(space.render(whole.ask())).detach())
+
+    first = make().start(space, torch.Generator().manual_seed(4))
+    for _ in range(2):
+        first.tell(red_minus_blue(space.render(first.ask())).detach())
+    first.ask()  # saved with an ask pending
+    torch.save(first.state_dict(), tmp_path / "search.pt")
+    resumed = make().start(space, torch.Generator().manual_seed(99))  # another stream: the state must bring its own
+    resumed.load_state_dict(torch.load(tmp_path / "search.pt", weights_only=True))
+    while not resumed.done:
+        resumed.tell(red_minus_blue(space.render(resumed.ask())).detach())
+    assert len(resumed.history) == len(whole.history)
+    for a, b in zip(whole.history, resumed.history, strict=True):
+        assert torch.equal(a.latents, b.latents) and torch.equal(a.scores, b.scores) and a.num_parents == b.num_parents
+    assert torch.equal(resumed.best[0], whole.best[0])
+
+
+def test_a_persons_choice_of_parents_replaces_the_selection(generator):
+    ga = GeneticSearch(num_initial_samples=6, num_parents=4, generations=2, mutation_amount=0.0)
+    space = LatentSpace(generator, "w")
+    ga.start(space, torch.Generator().manual_seed(0))
+    ga.tell(red_minus_blue(space.render(ga.ask())).detach())
+    first = ga.history[0]
+    ga.choose_parents([5, 2])  # two of the worse ones, say
+    children = ga.ask()
+    a, b = first.latents[5], first.latents[2]
+    r = ga.recombination_amount
+    expected = torch.stack([a, (1 - r) * b + r * a, (1 - r) * a + r * b, b])  # for j, for i: P[i] x P[j]
+    torch.testing.assert_close(children, expected)
+    ga.tell(red_minus_blue(space.render(children)).detach())
+    assert ga.history[1].num_parents == 2 and torch.equal(ga.history[1].latents[:2], torch.stack([a, b]))
+    with pytest.raises(ValueError, match="among the 6 candidates"):
+        ga.choose_parents([6])
+    with pytest.raises(ValueError, match="1 or more parents"):
+        ga.choose_parents([])
+
+
+def test_random_search_is_the_best_of_n_samples(generator):
+    result = search(generator, RandomSearch(num_initial_samples=12), seed=3)
+    space = LatentSpace(generator)
+    samples = space.sample(12, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        scores = red_minus_blue(space.render(samples))
+    assert result.renders == 12 and len(result.generations) == 1
+    assert result.best_score == pytest.approx(float(scores.max()), abs=1e-6)
+    assert torch.equal(result.best_latent, samples[scores.argmax()])
+
+
+def test_strategies_by_name_and_by_config_group():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from magnet.search import STRATEGIES, build_strategy
+
+    assert STRATEGIES.names() == ["cmaes", "genetic", "random"]
+    assert build_strategy("genetic", generations=2) == GeneticSearch(generations=2)
+    with pytest.raises(ValueError, match="unknown search strategy 'annealing'; known: cmaes, genetic, random"):
+        build_strategy("annealing")
+    conf = Path(__file__).parents[1] / "conf"
+    for name in STRATEGIES.names():  # one yaml per registered strategy, with its defaults
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(str(conf), version_base="1.3"):
+            cfg = compose("generate", overrides=[f"search/strategy={name}"])
+        assert instantiate(cfg.search.strategy) == STRATEGIES.get(name)()
 
 
 # ---------------------------------------------------------------- auto-levels and outputs
@@ -257,7 +342,7 @@ def test_png_metadata_round_trip(tmp_path):
         "score": 0.3125,
         "latent": [0.5, -1.25],
     }
-    image = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (3, 8, 8))).float()
+    image = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
     path = save_png(tmp_path / "p.png", image, metadata)
     assert read_png_metadata(path) == metadata
     with Image.open(path) as png:
@@ -391,15 +476,13 @@ class TinyGAN(pl.LightningModule):
 def test_search_preview_logs_the_search_of_each_prompt_every_n_kimg(generator, tmp_path):
     from magnet.training.callbacks.search_preview import SearchPreview
 
-    search = {"num_initial_samples": 4, "num_parents": 2, "generations": 1}
     preview = SearchPreview(
         ["a red circle"],
         every_kimg=1.0,
-        clip_model_name="ViT-S-32-alt",
-        clip_pretrained=None,
+        clip={"model_name": "ViT-S-32-alt", "pretrained": None},
+        strategy=RandomSearch(num_initial_samples=6),  # any strategy: here the random baseline
         seed=2,
         batch_size=8,
-        search=search,
     )
     generator.train()
     w_avg = generator.w_avg.clone()
@@ -417,9 +500,9 @@ def test_search_preview_logs_the_search_of_each_prompt_every_n_kimg(generator, t
     )
     data = DataLoader(TensorDataset(torch.zeros(8, 1)), batch_size=1)
     trainer.fit(TinyGAN(generator), data)
+    assert generator.training is True  # the callback searched in eval mode and put training mode back
     generator.eval()
-
-    assert generator.training is False and torch.equal(generator.w_avg, w_avg)
+    assert torch.equal(generator.w_avg, w_avg)
     folder = tmp_path / "search_preview" / "a-red-circle"
     files = sorted(p.name for p in folder.iterdir())
     assert files == ["kimg000001.000.png", "kimg000002.000.png"]  # at 1 and 2 kimg
@@ -429,7 +512,7 @@ def test_search_preview_logs_the_search_of_each_prompt_every_n_kimg(generator, t
 
     # the logged painting is the search's best, auto-levelled (the generator did not change in between)
     (objective,) = preview.objectives(torch.device("cpu"))
-    result = run_search(generator, objective, GeneticSearch(**search), seed=2, batch_size=8)
+    result = run_search(RandomSearch(num_initial_samples=6), LatentSpace(generator), objective, seed=2, batch_size=8)
     expected = auto_levels(LatentSpace(generator).render(result.best_latent[None])[0].detach())
     logged = np.asarray(Image.open(folder / files[-1]))
     np.testing.assert_array_equal(logged, expected)
@@ -439,7 +522,7 @@ def test_search_preview_rejects_a_bad_prompt_at_start_up():
     from magnet.training.callbacks.search_preview import SearchPreview
 
     with pytest.raises(ValueError, match="empty"):
-        SearchPreview([" "], clip_pretrained=None)
+        SearchPreview([" "])
 
 
 def test_clip_objective_is_the_weighted_sum_of_cosines_with_text_and_image_prompts(museum_paintings):
@@ -468,6 +551,6 @@ def test_bad_search_settings_are_named(generator):
     with pytest.raises(ValueError, match="num_parents=8"):
         GeneticSearch(num_initial_samples=4, num_parents=8)
     with pytest.raises(ValueError, match="space='x'"):
-        run_search(generator, red_minus_blue, small_ga(), space="x")
+        search(generator, small_ga(), space="x")
     with pytest.raises(ValueError, match="batch_size=0"):
-        run_search(generator, red_minus_blue, small_ga(), batch_size=0)
+        search(generator, small_ga(), batch_size=0)

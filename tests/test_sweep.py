@@ -29,6 +29,6 @@ def test_optuna_search_config_composes():
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=["hparams_search=optuna"], return_hydra_config=True)
-    assert cfg.optimized_metric == "val/fid"
+    assert cfg.optimized_metric == "val/fid10k_full"
     assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
     assert set(cfg.hydra.sweeper.params) == {"model.r1_gamma", "model.lr", "model.style_mixing"}

@@ -1,6 +1,7 @@
 """A polite HTTP client on the standard library: shared request rate, retries with backoff, 429/Retry-After.
 
 Every worker thread shares one client, so the request rate and a server's "slow down" apply to all of them.
+Any URL it is given is sent as a URI (non-ASCII percent-encoded, IDNA host); the wire work is in transport.
 """
 
 from __future__ import annotations
@@ -10,27 +11,21 @@ import http.client
 import itertools
 import logging
 import random
-import socket
+import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import Message
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from data_modules.scrape.charset import decode_html
+from data_modules.scrape.transport import Deadline, FetchError, body_chunks, content_coding, open_url
+from data_modules.scrape.urls import iri_to_uri
+
 log = logging.getLogger(__name__)
-
-
-class FetchError(Exception):
-    """A URL that could not be fetched; `reason` says why in a few words."""
-
-    def __init__(self, url: str, reason: str):
-        super().__init__(f"{url}: {reason}")
-        self.url = url
-        self.reason = reason
 
 
 class _Retryable(Exception):
@@ -92,7 +87,7 @@ class RateLimiter:
 
 
 class HttpClient:
-    """GET pages and files with a User-Agent, a shared rate, retries on transient failures and a size cap."""
+    """GET pages and files with a User-Agent, a shared rate, retries on transient failures and size caps."""
 
     def __init__(
         self,
@@ -103,81 +98,102 @@ class HttpClient:
         backoff: float = 1.0,
         max_backoff: float = 60.0,
         max_retry_after: float = 300.0,
+        max_redirects: int = 10,
+        max_page_bytes: int = 10 << 20,
     ):
-        self.user_agent = user_agent
+        self.headers = {"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate", "Connection": "close"}
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
+        self.max_redirects = max_redirects
+        self.max_page_bytes = max_page_bytes
         self.limiter = RateLimiter(requests_per_second)
 
     def get_text(self, url: str) -> str:
-        """The body of an HTML page, decoded with its declared charset (UTF-8 when none)."""
+        """The body of an HTML page, decoded with its declared charset (see `decode_html`)."""
 
-        def read(response) -> str:
-            charset = response.headers.get_content_charset() or "utf-8"
-            return response.read().decode(charset, errors="replace")
+        def read(response, url: str) -> str:
+            body = b"".join(self._capped(response, url, self.max_page_bytes))
+            return decode_html(body, response.headers.get_content_charset())
 
         return self._with_retries(url, read)
 
     def download(self, url: str, dest: Path, max_bytes: int) -> Download:
         """Stream `url` into `dest` (created or overwritten), refusing non-images and bodies over `max_bytes`."""
 
-        def read(response) -> Download:
+        def read(response, url: str) -> Download:
             content_type = response.headers.get_content_type()
             if not content_type.startswith("image/"):
                 raise FetchError(url, f"not an image (Content-Type {content_type})")
-            declared = _content_length(response.headers)
-            if declared is not None and declared > max_bytes:
-                raise FetchError(url, f"too large ({declared} bytes > max_bytes {max_bytes})")
             digest, size = hashlib.sha256(), 0
             with open(dest, "wb") as f:
-                while chunk := response.read(1 << 16):
+                for chunk in self._capped(response, url, max_bytes):
                     size += len(chunk)
-                    if size > max_bytes:
-                        raise FetchError(url, f"too large (over max_bytes {max_bytes})")
                     digest.update(chunk)
                     f.write(chunk)
-            if declared is not None and size < declared:
-                raise _Retryable(f"body cut short ({size} of {declared} bytes)")
             return Download(content_type, size, digest.hexdigest())
 
         return self._with_retries(url, read)
 
+    @staticmethod
+    def _capped(response, url: str, max_bytes: int) -> Iterator[bytes]:
+        """The decoded body, refused as soon as it is known to exceed `max_bytes`."""
+        declared = _content_length(response.headers)
+        if declared is not None and declared > max_bytes and content_coding(response) == "identity":
+            raise FetchError(url, f"too large ({declared} bytes > max_bytes {max_bytes})")
+        size = 0
+        for chunk in body_chunks(response, url):
+            size += len(chunk)
+            if size > max_bytes:
+                raise FetchError(url, f"too large (over max_bytes {max_bytes})")
+            yield chunk
+
     def _with_retries(self, url: str, read):
-        request = urllib.request.Request(url, headers={"User-Agent": self.user_agent})
+        """`read(response, uri)` of the first good reply; FetchError once it is clear there will be none."""
+        try:
+            uri = iri_to_uri(url)
+        except ValueError as e:
+            raise FetchError(url, f"invalid URL ({e})") from None
         for attempt in itertools.count():
             self.limiter.wait()
             try:
-                try:
-                    with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                        return read(response)
-                except urllib.error.HTTPError as e:
-                    raise self._classify(url, e) from None
-                except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
-                    raise _Retryable(type(e).__name__) from None
-                except urllib.error.URLError as e:
-                    if isinstance(e.reason, (TimeoutError, socket.timeout, ConnectionError)):
-                        raise _Retryable(f"{type(e.reason).__name__}") from None
-                    raise FetchError(url, f"cannot connect ({e.reason})") from None
+                return self._attempt(uri, read)
             except _Retryable as e:
                 if attempt == self.retries:
-                    raise FetchError(url, f"{e.reason} after {self.retries + 1} attempts") from None
+                    raise FetchError(uri, f"{e.reason} after {self.retries + 1} attempts") from None
                 wait = e.wait if e.wait is not None else self._backoff(attempt)
-                log.info("retrying %s in %.2fs: %s", url, wait, e.reason)
+                log.info("retrying %s in %.2fs: %s", uri, wait, e.reason)
                 if e.wait is not None:
                     self.limiter.pause(wait)  # the server asked every client of it to slow down
                 time.sleep(wait)
 
-    def _classify(self, url: str, error: urllib.error.HTTPError) -> Exception:
-        code = error.code
+    def _attempt(self, uri: str, read):
+        with Deadline(self.timeout) as deadline:
+            try:
+                with open_url(uri, self.headers, deadline, self.max_redirects) as response:
+                    if response.status >= 300:  # a redirect without Location, or an error
+                        raise self._classify(uri, response)
+                    result = read(response, uri)
+            except Exception as e:
+                if deadline.expired:  # whatever the cut-off read looked like
+                    raise _Retryable(f"no whole reply within timeout {self.timeout:g}s") from None
+                if isinstance(e, (TimeoutError, ConnectionError, http.client.HTTPException, ssl.SSLError)):
+                    raise _Retryable(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
+                raise
+            if deadline.expired:  # a body without Content-Length ends where the deadline cut it
+                raise _Retryable(f"no whole reply within timeout {self.timeout:g}s")
+            return result
+
+    def _classify(self, uri: str, response: http.client.HTTPResponse) -> Exception:
+        code = response.status
         if code == 429 or code >= 500:
-            wait = retry_after_seconds(error.headers.get("Retry-After"))
+            wait = retry_after_seconds(response.getheader("Retry-After"))
             if wait is not None:
                 wait = min(wait, self.max_retry_after)
             return _Retryable(f"HTTP {code}", wait)
-        return FetchError(url, f"HTTP {code}")
+        return FetchError(uri, f"HTTP {code}")
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter, so threads that failed together do not retry together."""

@@ -1,4 +1,4 @@
-"""The scrape manifest (one CSV row per downloaded painting, written atomically) and safe file names."""
+"""The scrape manifest (one CSV row per painting, written atomically) and safe file names."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ _UNSAFE = re.compile(r"[^\w]+")  # anything but unicode letters, digits and "_" 
 
 @dataclass(frozen=True)
 class PaintingRecord:
-    """One manifest row; `file` is relative to the images folder."""
+    """One manifest row; `file` is relative to the images folder (works showing one image share it)."""
 
     artist: str
     title: str
@@ -33,18 +33,23 @@ class PaintingRecord:
 MANIFEST_FIELDS = [f.name for f in fields(PaintingRecord)]
 
 
+def name_tag(key: str) -> str:
+    """How every `safe_stem` of `key` ends (after a "_"): a short hash, so a file can be found by key alone."""
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
+
+
 def safe_stem(artist: str, title: str, key: str, max_bytes: int = 120) -> str:
     """A file stem from remote names: no separators, dots or control characters, bounded, unique per `key`.
 
-    The short hash of `key` (the painting's page URL) keeps two "Untitled" works apart and makes the name
-    the same on every run, so an interrupted scrape finds its finished files again.
+    The hash of `key` (the image's source URL) keeps two "Untitled" works apart and gives an image the
+    same name on every run, so an interrupted scrape finds its finished files again.
     """
 
     def slug(text: str) -> str:
         text = unicodedata.normalize("NFKC", text).lower()
         return _UNSAFE.sub("-", text).strip("-_")
 
-    tag = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
+    tag = name_tag(key)
     stem = "_".join(part for part in (slug(artist), slug(title)) if part) or "untitled"
     stem = stem.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore").strip("-_")
     return f"{stem}_{tag}"
@@ -72,6 +77,10 @@ class Manifest:
         with self._lock:
             return self._records.get(page_url)
 
+    def records(self) -> list[PaintingRecord]:
+        with self._lock:
+            return list(self._records.values())
+
     def add(self, record: PaintingRecord) -> None:
         with self._lock:
             self._records[record.page_url] = record
@@ -81,7 +90,7 @@ class Manifest:
 
     def save(self) -> Path:
         with self._lock:
-            rows = [asdict(r) for r in sorted(self._records.values(), key=lambda r: r.file)]
+            rows = [asdict(r) for r in sorted(self._records.values(), key=lambda r: (r.file, r.page_url))]
             atomic_write_csv(self.path, MANIFEST_FIELDS, rows)
             self._saved_at = time.monotonic()
         return self.path

@@ -1,8 +1,9 @@
 """Scrape public-domain paintings of modern artists from WikiArt into a folder of images plus a manifest.
 
 Three phases over a pool of worker threads: artist index per letter -> artists of a modern movement within
-the life-date bounds -> their public-domain works, downloaded at full size. A failure is recorded and
-counted for its own item only; a rerun skips what the manifest (or a finished file) already holds.
+the life-date bounds -> their public-domain works, downloaded at full size. A failure of any kind is
+recorded and counted for its own item only; a rerun skips what the manifest (or a finished file) already
+holds. An image is downloaded once, however many painting pages link to it: each gets a row naming one file.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.progress import Progress
 
 from data_modules.files import atomic_write_csv, sha256_file
 from data_modules.scrape.client import FetchError, HttpClient
-from data_modules.scrape.manifest import Manifest, PaintingRecord, safe_stem
+from data_modules.scrape.manifest import Manifest, PaintingRecord, name_tag, safe_stem
 from data_modules.scrape.wikiart import ArtistEntry, WikiArtSite, WorkEntry
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,15 @@ class ScrapeSummary:
     kept: int = 0  # public domain, with an image
     downloaded: int = 0  # fetched in this run
     skipped: int = 0  # already there from an earlier run
-    failed: int = 0
+    shared: int = 0  # their image was already there for another work: a row naming the same file
+    failed: int = 0  # items that failed, and listing pages that listed nothing
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def line(self) -> str:
         return (
             f"artists {self.artists_kept}/{self.artists_found} kept; paintings: found {self.found}, "
-            f"kept {self.kept}, downloaded {self.downloaded}, skipped {self.skipped}, failed {self.failed}"
+            f"kept {self.kept}, downloaded {self.downloaded}, skipped {self.skipped}, shared {self.shared}, "
+            f"failed {self.failed}"
         )
 
 
@@ -52,6 +55,15 @@ class ScrapeSummary:
 class _Artist:
     entry: ArtistEntry
     movements: tuple[str, ...]
+
+
+@dataclass
+class _Image:
+    """One source URL's image: set `done` once its `file` is there (None if it could not be had)."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    file: str | None = None
+    sha256: str = ""
 
 
 class _Scraper:
@@ -69,6 +81,11 @@ class _Scraper:
         self.manifest = Manifest(out_dir / "manifest.csv", save_every_s=manifest_save_every_s)
         self.summary = ScrapeSummary()
         self._lock = threading.Lock()
+        self._images: dict[str, _Image] = {}  # source URL -> its image, claimed by the first work to need it
+        for record in self.manifest.records():
+            if (self.images_dir / record.file).exists():
+                self._images[record.source_url] = image = _Image(file=record.file, sha256=record.sha256)
+                image.done.set()
 
     def run(self, letters: Iterable[str]) -> ScrapeSummary:
         for leftover in self.images_dir.glob(".*.part"):  # downloads cut off by a killed run
@@ -76,17 +93,20 @@ class _Scraper:
         pool = ThreadPoolExecutor(self.workers)
         try:
             with Progress() as progress:
-                indexes = self._map(pool, progress, "artist index", self._read_index, list(letters), [])
+                indexes = self._map(pool, progress, "artist index", self._read_index, list(letters),
+                                    self.site.index_url, [])
                 artists = {a.url: a for index in indexes for a in index}
                 self.summary.artists_found = len(artists)
                 alive = [a for a in artists.values() if self._dates_ok(a)]
-                modern = [a for a in self._map(pool, progress, "artists", self._read_artist, alive) if a]
+                modern = [a for a in self._map(pool, progress, "artists", self._read_artist, alive,
+                                               lambda a: a.url) if a]
                 self.summary.artists_kept = len(modern)
-                works = self._map(pool, progress, "works lists", self._read_works, modern, [])
+                works = self._map(pool, progress, "works lists", self._read_works, modern,
+                                  lambda a: self.site.works_url(a.entry.url), [])
                 jobs = {w.url: (w, a) for a, listed in zip(modern, works) for w in listed}
                 self.summary.found = len(jobs)
                 self._map(pool, progress, "paintings", lambda job: self._fetch_painting(*job),
-                          list(jobs.values()))
+                          list(jobs.values()), lambda job: job[0].url)
         finally:  # on Ctrl-C: drop queued work, let running downloads finish, keep the record
             pool.shutdown(wait=True, cancel_futures=True)
             self.manifest.save()
@@ -95,8 +115,9 @@ class _Scraper:
         return self.summary
 
     def _map(self, pool: ThreadPoolExecutor, progress: Progress, what: str, fn: Callable, items: list,
-             on_failure=None) -> list:
-        """fn over items on the pool; an item that raises FetchError is recorded and gives `on_failure`."""
+             url_of: Callable[..., str], on_failure=None) -> list:
+        """fn over items on the pool; an item that raises anything is recorded under its URL (`url_of`) and
+        gives `on_failure`: a bug in one item is logged with its traceback and the run goes on."""
         task = progress.add_task(what, total=len(items))
 
         def guarded(item):
@@ -104,9 +125,12 @@ class _Scraper:
                 return fn(item)
             except FetchError as e:
                 self._fail(e.url, e.reason)
-                return on_failure
+            except Exception as e:
+                log.exception("error while handling %s", url_of(item))
+                self._fail(url_of(item), f"{type(e).__name__}: {e}")
             finally:
                 progress.advance(task)
+            return on_failure
 
         return list(pool.map(guarded, items))
 
@@ -123,7 +147,10 @@ class _Scraper:
 
     def _read_index(self, letter: str) -> list[ArtistEntry]:
         url = self.site.index_url(letter)
-        return self.site.parse_index(self.client.get_text(url), url)
+        artists = self.site.parse_index(self.client.get_text(url), url)
+        if not artists:  # every letter has artists: the page is not what it should be
+            self._fail(url, "the artist index lists no artists")
+        return artists
 
     def _dates_ok(self, artist: ArtistEntry) -> bool:
         return artist.born > self.born_after and artist.died is not None and 0 < artist.died < self.died_before
@@ -136,7 +163,10 @@ class _Scraper:
 
     def _read_works(self, artist: _Artist) -> list[WorkEntry]:
         url = self.site.works_url(artist.entry.url)
-        return self.site.parse_works(self.client.get_text(url), artist.entry.url)
+        works = self.site.parse_works(self.client.get_text(url), artist.entry.url)
+        if not works:  # an artist is listed for their works
+            self._fail(url, "the works list lists no works")
+        return works
 
     def _fetch_painting(self, work: WorkEntry, artist: _Artist) -> None:
         known = self.manifest.get(work.url)
@@ -144,31 +174,52 @@ class _Scraper:
             self._count(kept=1, skipped=1)
             return
         page = self.site.parse_painting(self.client.get_text(work.url), work.url)
+        if not page.license:  # every painting page states one: this one did not read as it should
+            self._fail(work.url, "painting page shows no licence")
+            return
         if not any(x in page.license.lower() for x in self.licenses):
             return
         if not page.image_url:
             self._fail(work.url, "painting page has no og:image")
             return
         self._count(kept=1)
-        stem = safe_stem(artist.entry.name, page.title or work.title, work.url)
-        record = dict(artist=artist.entry.name, title=page.title or work.title, year=page.year or work.year,
-                      movement=page.style or ", ".join(artist.movements), page_url=work.url,
-                      source_url=page.image_url, license=page.license)
-        finished = [p for p in self.images_dir.glob(f"{stem}.*") if p.suffix in IMAGE_FORMATS.values()]
+        title = page.title or work.title
+        row = dict(artist=artist.entry.name, title=title, year=page.year or work.year,
+                   movement=page.style or ", ".join(artist.movements), page_url=work.url,
+                   source_url=page.image_url, license=page.license)
+        with self._lock:  # the first work to need an image claims it; the others wait for its file
+            image = self._images.get(page.image_url)
+            claimed = image is None
+            if claimed:
+                image = self._images[page.image_url] = _Image()
+        if claimed:
+            try:
+                image.file, image.sha256, counter = self._obtain(page.image_url, artist.entry.name, title)
+            finally:
+                image.done.set()
+        else:
+            image.done.wait()
+            if image.file is None:
+                self._fail(work.url, f"its image {page.image_url} failed for another work")
+                return
+            counter = "shared"
+        self.manifest.add(PaintingRecord(**row, file=image.file, sha256=image.sha256))
+        self._count(**{counter: 1})
+
+    def _obtain(self, url: str, artist: str, title: str) -> tuple[str, str, str]:
+        """(file, sha256, summary counter) of the image at `url`: found on disk, else downloaded."""
+        finished = [p for p in self.images_dir.glob(f"*_{name_tag(url)}.*") if p.suffix in IMAGE_FORMATS.values()]
         if finished:  # written by a run killed before it saved the manifest
-            path = finished[0]
-            self.manifest.add(PaintingRecord(**record, file=path.name, sha256=sha256_file(path)))
-            self._count(skipped=1)
-            return
+            return finished[0].name, sha256_file(finished[0]), "skipped"
+        stem = safe_stem(artist, title, url)
         part = self.images_dir / f".{stem}.part"
         try:
-            download = self.client.download(page.image_url, part, self.max_bytes)
-            path = self.images_dir / f"{stem}{_check_image(part, page.image_url)}"
+            download = self.client.download(url, part, self.max_bytes)
+            path = self.images_dir / f"{stem}{_check_image(part, url)}"
             os.replace(part, path)
         finally:
             part.unlink(missing_ok=True)
-        self.manifest.add(PaintingRecord(**record, file=path.name, sha256=download.sha256))
-        self._count(downloaded=1)
+        return path.name, download.sha256, "downloaded"
 
 
 def _check_image(path: Path, url: str) -> str:

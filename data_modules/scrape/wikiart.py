@@ -3,6 +3,7 @@
 Pages read: the artist index per letter (`/en/Alphabet/<letter>/text-list`), an artist's page (its
 "Art Movement:" field), the artist's works list (`<artist>/all-works/text-list`) and a painting's page
 (title, "Date:", "Style:", licence, and the `og:image` URL whose `!Large.jpg`-style suffix is dropped).
+Every URL handed out is absolute and in URI form (see `iri_to_uri`), so equal links compare equal.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
+
+from data_modules.scrape.urls import iri_to_uri
 
 _LIFE_DATES = re.compile(r"(\d{3,4})\s*[-\u2013]\s*(\d{3,4})?")
 _YEAR = re.compile(r"\d{3,4}")
@@ -143,6 +146,19 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
+def _absolute(base: str, href: str) -> str | None:
+    """`href` resolved against `base` in URI form; as written if it cannot be encoded (the client will say why
+    it cannot be fetched), None if it cannot even be parsed."""
+    try:
+        url = urljoin(base, href)
+    except ValueError:
+        return None
+    try:
+        return iri_to_uri(url)
+    except ValueError:
+        return url
+
+
 def _parse(html: str) -> _PageParser:
     parser = _PageParser()
     parser.feed(html)
@@ -154,7 +170,7 @@ class WikiArtSite:
     """URLs and page parsers of WikiArt (or of a server shaped like it at `base_url`)."""
 
     def __init__(self, base_url: str = "https://www.wikiart.org", language: str = "en"):
-        self.base_url = base_url.rstrip("/") + "/"
+        self.base_url = iri_to_uri(base_url.rstrip("/") + "/")
         self.language = language
 
     def index_url(self, letter: str) -> str:
@@ -167,13 +183,14 @@ class WikiArtSite:
         """Artists of an index page: each list item links to the artist and ends with ", born - died"."""
         artists = []
         for item in _parse(html).items:
-            if item.link is None or not self._is_site_page(item.link[0], depth=2):
+            url = item.link and _absolute(page_url, item.link[0])
+            if not url or not self._is_site_page(url, depth=2):
                 continue
             dates = _LIFE_DATES.search("".join(item.text).replace(item.link[1], "", 1))
             if dates is None:  # menus and other links; every artist line carries its dates
                 continue
             died = int(dates.group(2)) if dates.group(2) else None
-            artists.append(ArtistEntry(item.link[1], urljoin(page_url, item.link[0]), int(dates.group(1)), died))
+            artists.append(ArtistEntry(item.link[1], url, int(dates.group(1)), died))
         return artists
 
     def parse_movements(self, html: str) -> list[str]:
@@ -186,19 +203,20 @@ class WikiArtSite:
         artist_path = urlsplit(artist_url).path.rstrip("/") + "/"
         works = []
         for item in _parse(html).items:
-            if item.link is None or not self._is_site_page(item.link[0], depth=3):
+            url = item.link and _absolute(page_url, item.link[0])
+            if not url or not self._is_site_page(url, depth=3):
                 continue
-            path = urlsplit(urljoin(page_url, item.link[0])).path
+            path = urlsplit(url).path
             if not path.startswith(artist_path) or path.rstrip("/").endswith("/all-works"):
                 continue
             year = _YEAR.search("".join(item.text).replace(item.link[1], "", 1))
-            works.append(WorkEntry(item.link[1], urljoin(page_url, item.link[0]), year.group(0) if year else ""))
+            works.append(WorkEntry(item.link[1], url, year.group(0) if year else ""))
         return works
 
     def parse_painting(self, html: str, page_url: str) -> PaintingPage:
         """A painting's details; the licence comes from the "Copyright:"/"License:" field or copyright block."""
         page = _parse(html)
-        image = page.meta.get("og:image", "")
+        image = page.meta.get("og:image", "").strip()
         licence = page.fields.get("Copyright") or page.fields.get("License") or [page.copyright]
         return PaintingPage(
             title=page.h3 or page.meta.get("og:title", ""),
@@ -206,7 +224,7 @@ class WikiArtSite:
             year=", ".join(page.fields.get("Date", [])),
             style=", ".join(page.fields.get("Style", [])),
             license=", ".join(licence),
-            image_url=self.original_image_url(urljoin(page_url, image)) if image else "",
+            image_url=self.original_image_url(_absolute(page_url, image) or image) if image else "",
         )
 
     @staticmethod
@@ -214,9 +232,9 @@ class WikiArtSite:
         """Drop WikiArt's size suffix: `.../work.jpg!Large.jpg` -> `.../work.jpg`."""
         return url.split("!", 1)[0]
 
-    def _is_site_page(self, href: str, depth: int) -> bool:
-        """A link to a page of this site `depth` path segments deep, in our language (`/en/x` is depth 2)."""
-        url = urlsplit(urljoin(self.base_url, href))
-        parts = [p for p in url.path.split("/") if p]
-        base = urlsplit(self.base_url)
-        return url.netloc == base.netloc and len(parts) == depth and parts[0] == self.language
+    def _is_site_page(self, url: str, depth: int) -> bool:
+        """A page of this site `depth` path segments deep, in our language (`/en/x` is depth 2)."""
+        parts = urlsplit(url)
+        segments = [p for p in parts.path.split("/") if p]
+        on_site = parts.netloc == urlsplit(self.base_url).netloc
+        return on_site and len(segments) == depth and segments[0] == self.language

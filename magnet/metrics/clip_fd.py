@@ -8,6 +8,8 @@ import re
 from torch import Tensor
 
 from magnet.clip import load_clip
+from magnet.metrics.distances import frechet_distance
+from magnet.metrics.registry import FEATURE_NETWORKS, register_metric
 
 
 class ClipFeatures:
@@ -23,6 +25,12 @@ class ClipFeatures:
         return self.clip.encode_images(images.float() / 127.5 - 1).detach()
 
 
-def clip_features(model_name: str = "ViT-B-32", pretrained: str | None = "openai", device=None):
-    """Load CLIP through magnet.clip (which explains how to point at local weights when offline)."""
-    return ClipFeatures(load_clip(model_name=model_name, pretrained=pretrained, device=device))
+@FEATURE_NETWORKS.register("clip")
+def clip_features(settings, device=None) -> ClipFeatures:
+    """CLIP through magnet.clip (which explains how to point at local weights when offline)."""
+    return ClipFeatures(load_clip(settings.clip["model_name"], settings.clip.get("pretrained"), device=device))
+
+
+@register_metric("clip_fd", features="clip")
+def clip_fd(real, fake, settings) -> dict[str, float]:
+    return {"value": frechet_distance(real, fake)}

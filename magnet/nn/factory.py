@@ -1,18 +1,15 @@
-"""Freshly initialised networks by their shape, with MAGnet's published model as the default."""
+"""Freshly initialised networks by their shape; NetworkConfig's defaults are MAGnet's published model."""
 
 from .config import NetworkConfig
 from .discriminator import Discriminator
 from .generator import Generator
 
 
-def build_generator(arch: str = "swagan", size: int = 512, style_dim: int = 512, n_mlp: int = 8,
-                    channel_multiplier: int = 2, channel_max: int = 512) -> Generator:
-    """A freshly initialised generator (MAGnet's published one is the default shape)."""
-    return Generator(NetworkConfig(arch, size, style_dim, n_mlp, channel_multiplier, channel_max))
+def build_generator(*args, **config) -> Generator:
+    """A new generator: `build_generator("swagan", 256, channel_max=64)` takes NetworkConfig's fields."""
+    return Generator(NetworkConfig(*args, **config))
 
 
-def build_discriminator(arch: str = "swagan", size: int = 512, channel_multiplier: int = 2,
-                        channel_max: int = 512, from_rgb_kernel: int = 3) -> Discriminator:
-    """A freshly initialised discriminator matching `build_generator`'s shapes."""
-    config = NetworkConfig(arch, size, channel_multiplier=channel_multiplier, channel_max=channel_max)
-    return Discriminator(config, from_rgb_kernel=from_rgb_kernel)
+def build_discriminator(*args, from_rgb_kernel: int = 3, **config) -> Discriminator:
+    """A new discriminator of the same shape fields (its own: `from_rgb_kernel`, SWAGAN's FromRGB conv)."""
+    return Discriminator(NetworkConfig(*args, **config), from_rgb_kernel=from_rgb_kernel)

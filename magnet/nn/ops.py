@@ -15,7 +15,7 @@ def make_fir(taps) -> torch.Tensor:
     k = torch.as_tensor(taps, dtype=torch.float32)
     if k.ndim not in (1, 2):
         raise ValueError(f"FIR taps must be 1-D or 2-D, got shape {tuple(k.shape)}")
-    return k / (k.sum() if k.ndim == 2 else k.sum())
+    return k / k.sum()
 
 
 def _parse_pad(pad) -> tuple[int, int, int, int]:

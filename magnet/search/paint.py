@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from magnet.errors import UserError
 from magnet.search.outputs import contact_sheet, save_png, write_gif, write_search_json
 from magnet.search.postprocess import auto_levels
-from magnet.search.prompts import ClipObjective, parse_prompt, prompt_label
+from magnet.search.prompts import prompt_label
+from magnet.search.refine import Refiner
 from magnet.search.run import run_search
-from magnet.search.space import LatentSpace
+from magnet.search.space import LatentSpace, check_space
 
 
 def slug(text: str, max_len: int = 60) -> str:
@@ -19,73 +22,58 @@ def slug(text: str, max_len: int = 60) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:max_len] or "prompt"
 
 
-@torch.no_grad()
-def render_latent(generator, space: str, truncation_psi: float, latent) -> torch.Tensor:
-    """One latent (as stored in the PNG metadata) -> its (3, size, size) image in [-1, 1]."""
-    latent = torch.as_tensor(latent, dtype=torch.float32)
-    return LatentSpace(generator, space, truncation_psi).render(latent[None])[0].cpu()
+@dataclass
+class PaintSettings:
+    """How one painting is searched and written (generate.py's `search`, `refine` and `output` settings)."""
+
+    space: str = "z"               # z (kept at norm sqrt(dim)) | w | w+
+    truncation_psi: float = 1.0    # 1: no truncation (MAGnet)
+    batch_size: int = 20           # renders scored at a time
+    thumb_size: int = 128          # px of the contact-sheet thumbnails
+    refine: Refiner = field(default_factory=Refiner)
+    contact_sheets: bool = True    # generation_XX.png: parents on top, children below
+    gif: bool = False              # search.gif: the best image after each generation
+
+    def __post_init__(self):
+        check_space(self.space)
+        if isinstance(self.refine, dict):
+            self.refine = Refiner(**self.refine)
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise UserError(f"search.batch_size={self.batch_size!r} must be an integer of at least 1")
+        if not isinstance(self.thumb_size, int) or self.thumb_size < 8:
+            raise UserError(f"search.thumb_size={self.thumb_size!r} must be an integer of at least 8 (px)")
 
 
-def paint(
-    generator,
-    clip,
-    prompt,
-    seed: int,
-    out_dir,
-    strategy,
-    recipe: dict,
-    image_prompts=(),
-    space: str = "z",
-    truncation_psi: float = 1.0,
-    batch_size: int = 20,
-    thumb_size: int = 128,
-    refiner=None,
-    discriminator=None,
-    contact_sheets: bool = True,
-    gif: bool = False,
-    progress=None,
-) -> Path:
-    """Run the search for `prompt` with `seed`, write painting.png (+ sheets, search.json, GIF) into out_dir.
+def paint(generator, objective, seed: int, out_dir, strategy, settings: PaintSettings, recipe: dict,
+          discriminator=None, progress=None) -> Path:
+    """Search for `objective` (a ClipObjective) with `seed`; write painting.png (+ sheets, search.json, GIF).
 
     `recipe` (checkpoint path, settings) goes into the PNG metadata, beside prompt, seed, score and the
     latent, so that the painting can be rendered again from the file alone. Returns the painting's path.
     """
-    parsed = parse_prompt(prompt, image_prompts)
-    objective = ClipObjective(clip, parsed)
-    result = run_search(
-        generator, objective, strategy, space, truncation_psi, seed, batch_size, thumb_size, progress
-    )
-    latent, final_space, score = result.best_latent, space, result.best_score
-    refined = refiner is not None and refiner.steps > 0
-    if refined:
+    space = LatentSpace(generator, settings.space, settings.truncation_psi)
+    result = run_search(strategy, space, objective, seed, settings.batch_size, settings.thumb_size, progress)
+    latent, score = result.best_latent, result.best_score
+    if settings.refine.steps > 0:
         rng = torch.Generator().manual_seed(int(seed))
-        latent = refiner.run(
-            LatentSpace(generator, space, truncation_psi), objective, latent, rng, discriminator, progress
-        )
-        final_space = "w+"
-    image = render_latent(generator, final_space, truncation_psi, latent)
-    if refined:  # the search's score was for the unrefined latent
+        latent = settings.refine.run(space, objective, latent, rng, discriminator, progress)
+        space = LatentSpace(generator, "w+", settings.truncation_psi)  # refinement moves in W+
+    image = space.render_one(latent)
+    if settings.refine.steps > 0:  # the search's score was for the unrefined latent
         with torch.no_grad():
-            score = float(objective(image[None].to(next(generator.parameters()).device)))
+            score = float(objective(image[None].to(space.device)))
 
     out_dir = Path(out_dir)  # save_png makes it: nothing is written for a painting it refuses
-    label = prompt_label(parsed)
-    metadata = {
-        **recipe,
-        "prompt": label,
-        "seed": int(seed),
-        "score": score,
-        "space": final_space,
-        "truncation_psi": truncation_psi,
-        "latent": latent.tolist(),
-    }
+    label = prompt_label(objective.prompts)
+    metadata = {**recipe, "prompt": label, "seed": int(seed), "score": score, "space": space.name,
+                "truncation_psi": settings.truncation_psi, "latent": latent.tolist()}
     path = save_png(out_dir / "painting.png", image, metadata)
     write_search_json(out_dir / "search.json", {**recipe, "prompt": label, "seed": int(seed)}, result)
-    if contact_sheets:
+    if settings.contact_sheets:
         for g, generation in enumerate(result.generations):
             sheet = contact_sheet(generation.thumbnails, generation.scores, generation.num_parents)
             sheet.save(out_dir / f"generation_{g:02d}.png")
-    if gif:  # the best painting after each generation
+    if settings.gif:  # the best painting after each generation
         best = [g.scores.argmax() for g in result.generations]
         frames = [auto_levels(g.thumbnails[b].float() / 127.5 - 1) for g, b in zip(result.generations, best)]
         captions = [f"gen {k} {float(g.scores[b]):+.4f}" for k, (g, b) in enumerate(zip(result.generations, best))]

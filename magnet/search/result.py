@@ -19,24 +19,26 @@ class Generation:
 
 @dataclass
 class SearchResult:
-    """What a strategy returns: its history and the best latent it found in `space`."""
+    """A strategy's history in its LatentSpace (which renders any of its latents), and the best one found."""
 
-    space: str
-    truncation_psi: float
+    space: object  # the LatentSpace searched
     generations: list[Generation] = field(default_factory=list)
     renders: int = 0
 
-    @property
-    def best_index(self) -> int:
-        return int(torch.argmax(self.generations[-1].scores))
+    def _best(self) -> tuple[int, int]:
+        """(generation, index) of the best score; the earliest on a tie."""
+        best = max(range(len(self.generations)), key=lambda g: float(self.generations[g].scores.max()))
+        return best, int(torch.argmax(self.generations[best].scores))
 
     @property
     def best_latent(self) -> torch.Tensor:
-        return self.generations[-1].latents[self.best_index]
+        g, i = self._best()
+        return self.generations[g].latents[i]
 
     @property
     def best_score(self) -> float:
-        return float(self.generations[-1].scores[self.best_index])
+        g, i = self._best()
+        return float(self.generations[g].scores[i])
 
     @property
     def best_scores(self) -> list[float]:

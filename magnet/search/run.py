@@ -1,44 +1,25 @@
-"""Run one seeded search of a generator's latent space for a CLIP objective."""
+"""Run one seeded search of a latent space for a CLIP objective: the ask/tell loop with rendering."""
 
 from __future__ import annotations
 
 import torch
 
-from magnet.search.cmaes import CMAESSearch
 from magnet.search.evaluate import Evaluator
-from magnet.search.genetic import GeneticSearch
 from magnet.search.result import SearchResult
-from magnet.search.space import LatentSpace
-
-STRATEGIES = {"genetic": GeneticSearch, "cmaes": CMAESSearch}
 
 
-def build_strategy(name: str, **settings):
-    """A search strategy by name ('genetic', MAGnet's, or 'cmaes') with its settings."""
-    if name not in STRATEGIES:
-        raise ValueError(f"strategy={name!r} is not one of {sorted(STRATEGIES)}")
-    return STRATEGIES[name](**settings)
-
-
-def run_search(
-    generator,
-    objective,
-    strategy,
-    space: str = "z",
-    truncation_psi: float = 1.0,
-    seed: int = 0,
-    batch_size: int = 20,
-    thumb_size: int = 128,
-    progress=None,
-) -> SearchResult:
-    """Search `space` of `generator` for high `objective` scores; the same seed gives the same result.
+def run_search(strategy, space, objective, seed: int = 0, batch_size: int = 20, thumb_size: int = 128,
+               progress=None) -> SearchResult:
+    """Search `space` (a LatentSpace) for high `objective` scores; the same seed gives the same result.
 
     Random numbers come from a CPU generator of their own, so the search neither uses nor disturbs the
     global RNG (training is not perturbed by a preview) and latents do not depend on the device.
     """
-    rng = torch.Generator().manual_seed(int(seed))
-    latent_space = LatentSpace(generator, space, truncation_psi)
-    evaluate = Evaluator(latent_space, objective, batch_size, thumb_size, progress)
-    result = strategy.run(evaluate, latent_space, rng)
+    evaluate = Evaluator(space, objective, batch_size, thumb_size, progress)
+    strategy.start(space, torch.Generator().manual_seed(int(seed)))
+    while not strategy.done:
+        label = f"generation {strategy.generation}" if strategy.generation else "initial"
+        strategy.tell(*evaluate(strategy.ask(), label))
+    result = strategy.result()
     result.renders = evaluate.renders
     return result

@@ -6,7 +6,14 @@ import math
 
 import torch
 
+from magnet.errors import UserError
+
 SPACES = ("z", "w", "w+")
+
+
+def check_space(name: str) -> None:
+    if name not in SPACES:
+        raise UserError(f"space={name!r} is not one of {', '.join(SPACES)}")
 
 
 class LatentSpace:
@@ -17,11 +24,10 @@ class LatentSpace:
     generation; the mapping network's PixelNorm makes the norm invisible in the image, so fixing it is free.
     """
 
-    def __init__(self, generator, space: str = "z", truncation_psi: float = 1.0):
-        if space not in SPACES:
-            raise ValueError(f"space={space!r} is not one of {SPACES}; pick z, w or w+")
+    def __init__(self, generator, name: str = "z", truncation_psi: float = 1.0):
+        check_space(name)
         self.generator = generator
-        self.space = space
+        self.name = name
         self.truncation_psi = float(truncation_psi)
 
     @property
@@ -31,14 +37,14 @@ class LatentSpace:
     def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
         """n random latents: z ~ N(0, I) projected to the sphere, or their W / W+ images."""
         z = self.project_z(torch.randn(n, self.generator.style_dim, generator=rng))
-        if self.space == "z":
+        if self.name == "z":
             return z
         ws = self._map(z)
-        return ws[:, 0] if self.space == "w" else ws
+        return ws[:, 0] if self.name == "w" else ws
 
     def project(self, latents: torch.Tensor) -> torch.Tensor:
         """Bring offspring back to where samples live: the sqrt(dim) sphere in z; W and W+ are unbounded."""
-        return self.project_z(latents) if self.space == "z" else latents
+        return self.project_z(latents) if self.name == "z" else latents
 
     @staticmethod
     def project_z(z: torch.Tensor) -> torch.Tensor:
@@ -46,7 +52,7 @@ class LatentSpace:
 
     def noise_scale(self, population: torch.Tensor) -> torch.Tensor:
         """Unit of the mutation: 1 in z (a Gaussian's std); in W / W+ the population's per-dimension std."""
-        if self.space == "z":
+        if self.name == "z":
             return torch.ones(())
         flat = population.reshape(-1, population.shape[-1])
         return flat.std(dim=0).clamp_min(1e-8)
@@ -58,13 +64,18 @@ class LatentSpace:
 
     def to_ws(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> W+ (N, n_latent, style_dim) on the generator's device."""
-        if self.space == "z":
+        if self.name == "z":
             return self.generator.mapping(latents.to(self.device), truncation_psi=self.truncation_psi)
         latents = latents.to(self.device)
-        if self.space == "w":
+        if self.name == "w":
             return latents[:, None].expand(-1, self.generator.n_latent, -1)
         return latents
 
     def render(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> images (N, 3, size, size) with the stored noise, so a latent is always one picture."""
         return self.generator.synthesis(self.to_ws(latents), noise_mode="const")
+
+    @torch.no_grad()
+    def render_one(self, latent) -> torch.Tensor:
+        """One latent (a tensor, or a list as stored in PNG metadata) -> its (3, size, size) image on the CPU."""
+        return self.render(torch.as_tensor(latent, dtype=torch.float32)[None])[0].cpu()

@@ -1,113 +1,67 @@
-"""FID (and optionally KID and the Frechet distance in CLIP space) of the EMA generator during training.
+"""Metrics (FID by default) of the EMA generator during training, by name as in eval.py.
 
 Contract with the LightningModule: it exposes `pl_module.g_ema`, a generator with `style_dim`, `size` and
 `g_ema(z, truncation_psi=..., noise_mode=...)` -> images in [-1, 1], and `pl_module.kimg`, a float of
 training images seen / 1000. The real images come from `data_dir`, else from `trainer.datamodule.image_dir`.
-A ModelCheckpoint with `monitor: val/fid, mode: min` then keeps the best generator.
+A ModelCheckpoint with `monitor: val/fid10k_full, mode: min` then keeps the best generator.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 
-from magnet.metrics.fid import distances, generated_features
-from magnet.metrics.inception import InceptionFeatures
-from magnet.metrics.stats import folder_features, list_images
+from magnet.errors import UserError
+from magnet.metrics import MetricSettings, MetricSuite
+from magnet.metrics.stats import real_images
 
 from .base import EveryKimg
 
 
 class FIDCallback(EveryKimg):
-    """Every `every_kimg`, FID of `num_gen` images from `pl_module.g_ema`, logged as `val/fid`.
+    """Every `every_kimg`, the metrics of `settings` for `pl_module.g_ema`, logged as `val/<name>`.
 
     With several processes each generates its share with its own seed and the features are gathered, so
     every rank logs the same figure. The real features are computed once per run (and cached on disk).
     """
 
-    def __init__(
-        self,
-        every_kimg: float = 50.0,
-        num_gen: int = 10000,
-        data_dir: str | None = None,
-        size: int | None = None,
-        kid: bool = False,
-        kid_subsets: int = 100,
-        kid_subset_size: int = 1000,
-        clip_model_name: str | None = None,
-        clip_pretrained: str | None = "openai",
-        batch_size: int = 32,
-        truncation_psi: float = 1.0,
-        noise_mode: str = "random",
-        seed: int = 0,
-        feature_extractor_weights_path: str | None = None,
-        cache_dir: str | None = "~/.cache/magnet/fid_stats",
-    ):
+    def __init__(self, every_kimg: float = 50.0, data_dir: str | None = None,
+                 settings: MetricSettings | Mapping | None = None, networks: Mapping | None = None):
         super().__init__(every_kimg)
-        if num_gen < 2:
-            raise ValueError(f"num_gen={num_gen}: FID needs at least 2 generated images.")
-        self.num_gen = int(num_gen)
-        self.data_dir, self.size = data_dir, size
-        self.kid, self.kid_subsets, self.kid_subset_size = kid, kid_subsets, kid_subset_size
-        self.clip_model_name, self.clip_pretrained = clip_model_name, clip_pretrained
-        self.batch_size, self.truncation_psi, self.noise_mode = batch_size, truncation_psi, noise_mode
-        self.seed = seed
-        self.weights_path, self.cache_dir = feature_extractor_weights_path, cache_dir
-        self._networks = None
+        if settings is None or isinstance(settings, Mapping):
+            settings = MetricSettings(**(settings or {}))
+        self.data_dir = data_dir
+        self.suite = MetricSuite(settings, networks)
         self._folder, self._size = None, None  # set at fit start
         self._real = None
 
     def run(self, trainer, pl_module, kimg: float) -> None:
         metrics = {f"val/{name}": value for name, value in self.measure(trainer, pl_module).items()}
         # Straight to the loggers, once (a self.log from this hook is re-sent at later steps), and to
-        # callback_metrics, where ModelCheckpoint and EarlyStopping look for `val/fid`.
+        # callback_metrics, where ModelCheckpoint and EarlyStopping look for `val/fid10k_full`.
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
         trainer.callback_metrics.update({name: torch.tensor(value) for name, value in metrics.items()})
-
-    def networks(self, device) -> list:
-        """Inception, plus CLIP when `clip_model_name` is set; loaded at the first evaluation."""
-        if self._networks is None:
-            self._networks = [InceptionFeatures(self.weights_path)]
-            if self.clip_model_name is not None:
-                from magnet.metrics.clip_fd import clip_features
-
-                self._networks.append(clip_features(self.clip_model_name, self.clip_pretrained, device))
-        self._networks[0].to(device)
-        return self._networks
 
     def on_fit_start(self, trainer, pl_module) -> None:
         """Find the real images now: a wrong folder fails at start-up, not at the first evaluation."""
         datamodule = getattr(trainer, "datamodule", None)
         folder = self.data_dir or getattr(datamodule, "image_dir", None)
         if folder is None:
-            raise ValueError(
-                "FIDCallback has no real images: set callbacks.fid.data_dir, "
-                "or use a datamodule with an image_dir attribute."
-            )
-        list_images(folder)
+            raise UserError("the FID callback has no real images: set callbacks.fid.data_dir, "
+                            "or use a datamodule with an image_dir attribute")
+        real_images(folder)
         self._folder = folder
-        self._size = self.size or getattr(datamodule, "size", None) or pl_module.g_ema.size
+        self._size = self.suite.settings.size or getattr(datamodule, "size", None) or pl_module.g_ema.size
 
-    def real_features(self, trainer, pl_module, networks) -> list[torch.Tensor]:
+    def real_features(self, trainer, pl_module) -> dict[str, torch.Tensor]:
         """Features of the real folder; rank 0 computes (and caches) them before the other ranks read them."""
-
-        def read():
-            return [
-                folder_features(
-                    self._folder,
-                    net,
-                    self._size,
-                    self.cache_dir,
-                    self.batch_size,
-                    device=pl_module.device,
-                    progress=False,
-                )
-                for net in networks
-            ]
-
         if self._real is None:
+            def read():
+                return self.suite.real_features(self._folder, self._size, pl_module.device, progress=False)
+
             if trainer.is_global_zero:
                 self._real = read()
             trainer.strategy.barrier()
@@ -116,34 +70,18 @@ class FIDCallback(EveryKimg):
         return self._real
 
     def measure(self, trainer, pl_module) -> dict[str, float]:
-        """FID (+ KID, CLIP FD) of the EMA generator now; the same figures on every rank."""
-        networks = self.networks(pl_module.device)
-        real = self.real_features(trainer, pl_module, networks)
-        world, rank = trainer.world_size, trainer.global_rank
-        per_rank = math.ceil(self.num_gen / world)
+        """The figures of the EMA generator now; the same on every rank."""
+        real = self.real_features(trainer, pl_module)
+        num_gen, world = self.suite.num_gen, trainer.world_size
         generator = pl_module.g_ema
         was_training = generator.training
         generator.eval()
         try:
-            fake = generated_features(
-                generator,
-                networks,
-                per_rank,
-                self.batch_size,
-                self.truncation_psi,
-                self.noise_mode,
-                seed=self.seed + rank,
-                progress=False,
-            )
+            seed = self.suite.settings.seed + trainer.global_rank
+            fake = self.suite.fake_features(generator, math.ceil(num_gen / world), seed, progress=False)
         finally:
             generator.train(was_training)
         if world > 1:
-            fake = [pl_module.all_gather(f.to(pl_module.device)).flatten(0, 1)[: self.num_gen].cpu() for f in fake]
-        return distances(
-            real,
-            fake,
-            self.kid,
-            self.kid_subsets,
-            self.kid_subset_size,
-            clip=self.clip_model_name is not None,
-        )
+            fake = {name: pl_module.all_gather(f.to(pl_module.device)).flatten(0, 1)[:num_gen].cpu()
+                    for name, f in fake.items()}
+        return self.suite.figures(real, fake)

@@ -2,41 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from magnet.search import ClipObjective, GeneticSearch, auto_levels, parse_prompt, render_latent, run_search
+from magnet.search import ClipObjective, GeneticSearch, LatentSpace, auto_levels, parse_prompt, run_search
 from magnet.search.paint import slug
+from magnet.search.space import check_space
 
 from .base import EveryKimg, save_and_log_image
 
 
 class SearchPreview(EveryKimg):
-    """Runs a small genetic search per prompt on `pl_module.g_ema` every `every_kimg`; logs the paintings.
+    """Runs a small search per prompt on `pl_module.g_ema` every `every_kimg`; logs the paintings.
 
-    Paintings go to `<run>/search_preview/<prompt>/` and to W&B / TensorBoard; every logger gets the scores.
-    Only global rank 0 searches; the search has its own RNG, so training is not perturbed.
+    `strategy` is any ask/tell Strategy (default: a small GA). Paintings go to `<run>/search_preview/<prompt>/`
+    and to W&B / TensorBoard; every logger gets the scores. Only global rank 0 searches; the search has its
+    own RNG, so training is not perturbed.
     """
 
     def __init__(
         self,
         prompts: list[str],
         every_kimg: float = 100.0,
-        clip_model_name: str = "ViT-B-32",
-        clip_pretrained: str | None = "openai",
+        clip: Mapping | None = None,
+        strategy=None,
         space: str = "z",
         truncation_psi: float = 1.0,
         seed: int = 0,
         batch_size: int = 16,
-        search: dict | None = None,
     ):
         super().__init__(every_kimg)
         self.prompts = [str(p) for p in prompts]
         for prompt in self.prompts:  # a bad prompt fails at start-up, not hours into training
             parse_prompt(prompt)
-        self.clip_model_name, self.clip_pretrained = clip_model_name, clip_pretrained
+        check_space(space)
+        self.clip = dict(clip or {"model_name": "ViT-B-32", "pretrained": "openai"})
         self.space, self.truncation_psi, self.seed = space, float(truncation_psi), int(seed)
         self.batch_size = batch_size
-        self.strategy = GeneticSearch(**(search or {}))
+        self.strategy = strategy if strategy is not None else GeneticSearch(num_initial_samples=32, generations=3)
         self._objectives = None
 
     def run(self, trainer, pl_module, kimg: float) -> None:
@@ -48,7 +52,7 @@ class SearchPreview(EveryKimg):
         if self._objectives is None:
             from magnet.clip import load_clip
 
-            clip = load_clip(self.clip_model_name, self.clip_pretrained, device=device)
+            clip = load_clip(self.clip["model_name"], self.clip.get("pretrained"), device=device)
             self._objectives = [ClipObjective(clip, parse_prompt(p)) for p in self.prompts]
         return self._objectives
 
@@ -58,18 +62,10 @@ class SearchPreview(EveryKimg):
         was_training = generator.training
         generator.eval()
         try:
+            space = LatentSpace(generator, self.space, self.truncation_psi)
             for objective in self.objectives(device):
-                result = run_search(
-                    generator,
-                    objective,
-                    self.strategy,
-                    self.space,
-                    self.truncation_psi,
-                    self.seed,
-                    self.batch_size,
-                )
-                image = render_latent(generator, self.space, self.truncation_psi, result.best_latent)
-                results.append((auto_levels(image), result.best_score))
+                result = run_search(self.strategy, space, objective, self.seed, self.batch_size)
+                results.append((auto_levels(space.render_one(result.best_latent)), result.best_score))
         finally:
             generator.train(was_training)
         return results
