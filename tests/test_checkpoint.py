@@ -11,10 +11,11 @@ import naive_reference as ref
 import numpy as np
 import pytest
 import torch
-from rosinality_format import discriminator_state, generator_state, save_rosinality
+from rosinality_format import save_rosinality
 
 from magnet import build_discriminator, build_generator, load_discriminator, load_generator
 from magnet.errors import UserError
+from magnet.models.rosinality import discriminator_state, generator_state
 from magnet.nn import ARCHS, Discriminator, Generator, NetworkConfig, style_mix
 from magnet.nn.checkpoint import (
     check_architecture,

@@ -1,0 +1,6 @@
+"""Published models by name, Hub and web references, their downloads and cache: `resolve.resolve_checkpoint`
+turns any of them into a local file, and `python -m magnet.models` lists the names.
+
+The registry, resolve, download, hub and drive modules import nothing from `magnet.nn`, whose checkpoint
+reader calls `resolve_checkpoint`.
+"""
