@@ -92,7 +92,8 @@ _BUFFERS = ("resample_filter", "noise_const", "w_avg", "p")
 _G_CLASSES = [(r"", "Generator"), (r"mapping", "MappingNetwork"), (r"mapping\.fc\d+", "FullyConnectedLayer"),
               (r"synthesis", "SynthesisNetwork"), (r"synthesis\.b\d+", "SynthesisBlock"),
               (r"synthesis\.b\d+\.conv\d", "SynthesisLayer"), (r"synthesis\.b\d+\.torgb", "ToRGBLayer"),
-              (r".*\.affine", "FullyConnectedLayer"), (r"mapping\.embed", "FullyConnectedLayer")]
+              (r".*\.affine", "FullyConnectedLayer"), (r"mapping\.embed", "FullyConnectedLayer"),
+              (r"synthesis\.b\d+\.skip", "Conv2dLayer")]
 _D_CLASSES = [(r"", "Discriminator"), (r"b4", "DiscriminatorEpilogue"), (r"b\d+", "DiscriminatorBlock"),
               (r"b4\.(fc|out)", "FullyConnectedLayer"), (r"b4\.mbstd", "MinibatchStdLayer"),
               (r"b\d+\.\w+", "Conv2dLayer")]
@@ -109,8 +110,10 @@ def _attrs(class_name: str, tensors: dict) -> dict:
     return {"act_gain": np.float64(np.sqrt(2)), "activation": "lrelu", "use_noise": True}
 
 
-def build_tree(flat: dict, classes, kwargs: dict | None, source: str, path: str = "", extra=()) -> Persistent:
-    """The persistent objects of one network from its flat state dict (NVlabs' names)."""
+def build_tree(flat: dict, classes, kwargs: dict | None, source: str, path: str = "", extra=(),
+               attrs=None) -> Persistent:
+    """The persistent objects of one network from its flat state dict (NVlabs' names); `extra` names modules
+    without tensors, `attrs` ({path regex: attributes}) adds plain attributes."""
     class_name = next(name for pattern, name in reversed(classes) if re.fullmatch(pattern, path))
     own = {k: v for k, v in flat.items() if "." not in k}
     children = sorted({k.split(".")[0] for k in flat if "." in k} | {e.split(".")[0] for e in extra})
@@ -118,13 +121,16 @@ def build_tree(flat: dict, classes, kwargs: dict | None, source: str, path: str 
     for child in children:
         sub = {k[len(child) + 1:]: v for k, v in flat.items() if k.startswith(child + ".")}
         sub_extra = [e[len(child) + 1:] for e in extra if e.startswith(child + ".")]
-        modules[child] = build_tree(sub, classes, None, source, f"{path}.{child}".lstrip("."), sub_extra)
+        modules[child] = build_tree(sub, classes, None, source, f"{path}.{child}".lstrip("."), sub_extra, attrs)
     params = {k: torch.nn.Parameter(v, requires_grad=False) for k, v in own.items() if k not in _BUFFERS}
     buffers = {k: v for k, v in own.items() if k in _BUFFERS}
-    attrs = _attrs(class_name, own)
+    plain = _attrs(class_name, own)
+    for pattern, more in (attrs or {}).items():
+        if re.fullmatch(pattern, path):
+            plain.update(more)
     if kwargs is not None:
-        attrs.update(_init_args=(), _init_kwargs=kwargs)
-    return Persistent(class_name, module_state(params, buffers, modules, **attrs), source)
+        plain.update(_init_args=(), _init_kwargs=kwargs)
+    return Persistent(class_name, module_state(params, buffers, modules, **plain), source)
 
 
 def g_kwargs(res, w_dim, n_mapping, channel_base, channel_max, **synthesis) -> dict:
@@ -142,12 +148,14 @@ def d_kwargs(res, channel_base, channel_max, **extra) -> dict:
             "epilogue_kwargs": EasyDict(mbstd_group_size=4), **extra}
 
 
-def write_nvlabs_pickle(path, g_state, d_state, gk, dk, source="", ada_p=0.25, g_classes=_G_CLASSES) -> None:
-    """A snapshot as NVlabs' training writes it: dict(G, D, G_ema, augment_pipe, training_set_kwargs)."""
+def write_nvlabs_pickle(path, g_state, d_state, gk, dk, source="", ada_p=0.25, g_classes=(), g_attrs=None) -> None:
+    """A snapshot as NVlabs' training writes it: dict(G, D, G_ema, augment_pipe, training_set_kwargs);
+    `g_classes` adds (path regex, class name) rules to the generator's, `g_attrs` plain attributes."""
+    g_classes = _G_CLASSES + list(g_classes)
     with nvlabs_globals():
-        data = dict(G=build_tree(g_state, g_classes, gk, source),
+        data = dict(G=build_tree(g_state, g_classes, gk, source, attrs=g_attrs),
                     D=build_tree(d_state, _D_CLASSES, dk, source, extra=["b4.mbstd"]),
-                    G_ema=build_tree(g_state, g_classes, gk, source),
+                    G_ema=build_tree(g_state, g_classes, gk, source, attrs=g_attrs),
                     augment_pipe=Persistent("AugmentPipe", module_state(buffers={"p": torch.tensor(ada_p)}), source),
                     training_set_kwargs=EasyDict(path="~/datasets/metfaces.zip", resolution=gk["img_resolution"]))
         with open(path, "wb") as f:

@@ -64,9 +64,17 @@ class NVNetwork:
     state: dict[str, torch.Tensor]
 
 
-def unsupported(path, what: str) -> UserError:
-    return UserError(f"pickle {path} holds {what}, which magnet's networks cannot compute (not supported); "
-                     "use an unconditional StyleGAN2 (config-f, skip G, resnet D) of 32 to 1024 px")
+class UnsupportedModel(UserError):
+    """A network our networks cannot compute; `what` says what it is."""
+
+    def __init__(self, path, what: str):
+        super().__init__(f"pickle {path} holds {what}, which magnet's networks cannot compute (not supported); "
+                         "use an unconditional StyleGAN2 (config-f, skip G, resnet D) of 32 to 1024 px")
+        self.what = what
+
+
+def unsupported(path, what: str) -> UnsupportedModel:
+    return UnsupportedModel(path, what)
 
 
 # ---------------------------------------------------------------- persistent objects -> NVNetwork
@@ -253,16 +261,29 @@ def _conv_clamp(networks: dict[str, NVNetwork], path):
 
 
 def to_checkpoint(networks: dict[str, NVNetwork], path, converted_from: str, ada_p: float | None = None) -> dict:
-    """A checkpoint in rosinality's layout (g, d, g_ema) with `network` (the config, conv_clamp included)."""
-    ckpt, config = {"converted_from": converted_from}, None
+    """A checkpoint in rosinality's layout (g, d, g_ema) with `network` (the config, conv_clamp included).
+
+    A G or D that cannot be read is left out, its reason kept in `converted_from` for the error of whoever
+    asks for it (a G_ema with an unusual D still generates); a G_ema that cannot be read is the file's error.
+    """
+    ckpt, config, refused = {}, None, []
     for key, net in networks.items():
-        if net.kind == "Generator":
-            ckpt[key] = generator_state(net, path)
-            config = config or infer_generator_config(ckpt[key], f"pickle {path}: {net.name}")
-        else:
-            ckpt[key] = discriminator_state(net, path)
-            config = config or infer_discriminator_config(ckpt[key], f"pickle {path}: {net.name}")[0]
-    ckpt["network"] = replace(config, conv_clamp=_conv_clamp(networks, path)).to_dict()
+        try:
+            if net.kind == "Generator":
+                ckpt[key] = generator_state(net, path)
+                config = config or infer_generator_config(ckpt[key], f"pickle {path}: {net.name}")
+            else:
+                ckpt[key] = discriminator_state(net, path)
+                config = config or infer_discriminator_config(ckpt[key], f"pickle {path}: {net.name}")[0]
+        except UserError as err:
+            if key == "g_ema" or len(refused) == len(networks) - 1:
+                raise
+            refused.append(f"its {net.name} is not supported: {err.what}" if isinstance(err, UnsupportedModel)
+                           else f"its {net.name} is not readable: {err}")
+    names = ", ".join(net.name for key, net in networks.items() if key in ckpt)
+    ckpt["converted_from"] = f"{converted_from} ({'; '.join([names, *refused])})"
+    ckpt["network"] = replace(config, conv_clamp=_conv_clamp(
+        {k: net for k, net in networks.items() if k in ckpt}, path)).to_dict()
     if ada_p is not None:
         ckpt["ada_aug_p"] = ada_p
     return ckpt
@@ -271,4 +292,4 @@ def to_checkpoint(networks: dict[str, NVNetwork], path, converted_from: str, ada
 def read_snapshot(data, path) -> dict:
     """The checkpoint of an NVlabs network pickle already unpickled by `load_restricted`."""
     networks, p = snapshot_networks(data, path)
-    return to_checkpoint(networks, path, f"an NVlabs StyleGAN2-ADA network pickle ({', '.join(networks)})", p)
+    return to_checkpoint(networks, path, "an NVlabs StyleGAN2-ADA network pickle", p)

@@ -163,4 +163,4 @@ def read_tf_pickle(data: tuple, path) -> dict:
     """The checkpoint (rosinality's layout) of a TF StyleGAN2 pickle already unpickled by `load_restricted`."""
     g, d, gs = data
     networks = {"g": _generator(g, path, "G"), "d": _discriminator(d, path, "D"), "g_ema": _generator(gs, path, "Gs")}
-    return to_checkpoint(networks, path, "a TensorFlow StyleGAN2 network pickle (G, D, Gs)")
+    return to_checkpoint(networks, path, "a TensorFlow StyleGAN2 network pickle")
