@@ -6,7 +6,8 @@ a checkout of NVlabs/stylegan2-ada-pytorch (its CPU reference ops suffice); impo
 Exits 1 when a difference passes 1e-3 (the target, for the published settings) or, past the clamp where images
 reach the thousands, 1e-5 of the largest value (float32 round-off).
 
-    python benchmarks/check_nvlabs.py --nvlabs ~/src/stylegan2-ada-pytorch [--res 64 --channel-base 16384]
+    python benchmarks/check_nvlabs.py --nvlabs ~/src/stylegan2-ada-pytorch [--res 1024 --channel-base 32768
+        --channel-max 512 --w-dim 512 --batch 2]   (metfaces' shape; the default is a small 64 px model)
 """
 
 import argparse
@@ -33,6 +34,7 @@ def main() -> int:
     parser.add_argument("--channel-max", type=int, default=64)
     parser.add_argument("--w-dim", type=int, default=64)
     parser.add_argument("--mapping", type=int, default=8, help="mapping layers (NVlabs' auto config: 2)")
+    parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
     sys.path.insert(0, str(args.nvlabs))
     from training import networks  # NVlabs' own
@@ -66,7 +68,7 @@ def main() -> int:
             with open(path, "wb") as f:
                 pickle.dump(dict(G=G, D=D, G_ema=copy.deepcopy(G), augment_pipe=None, training_set_kwargs=None), f)
             ours_g, ours_d = load_generator(path), load_discriminator(path).eval()
-        z = torch.randn(8, args.w_dim)
+        z = torch.randn(args.batch, args.w_dim)
         label = "activations past the clamp" if past_clamp else "random weights"
         with torch.no_grad():
             for psi in (1.0, 0.7):

@@ -17,7 +17,8 @@ from train_config import compose_train
 from magnet import build_discriminator, build_generator, load_discriminator, load_generator
 from magnet.errors import UserError
 from magnet.nn import NetworkConfig
-from magnet.nn.checkpoint import read_checkpoint
+from magnet.nn.checkpoint import check_resume_checkpoint, read_checkpoint
+from magnet.training.module import GAN
 from train import train
 
 RES, W_DIM, BASE, CMAX = 32, 16, 512, 16  # NVlabs' widths min(512 // res, 16): 16 everywhere, like TINY's
@@ -176,6 +177,8 @@ def _case(name, tmp_path):
         dk["architecture"] = "skip"
     elif name == "mbstd group":
         dk["epilogue_kwargs"]["mbstd_group_size"] = 8
+    elif name == "mbstd whole batch":
+        dk["epilogue_kwargs"]["mbstd_group_size"] = None
     elif name == "z_dim":
         gk["z_dim"] = 8
     elif name == "16 px":
@@ -194,6 +197,7 @@ def _case(name, tmp_path):
     ("stylegan3 layer", load_generator, r"a StyleGAN3 generator"),
     ("skip discriminator", load_discriminator, r"a D with architecture='skip' \(magnet's: 'resnet'\)"),
     ("mbstd group", load_discriminator, r"epilogue_kwargs\.mbstd_group_size=8 \(magnet's: 4\)"),
+    ("mbstd whole batch", load_discriminator, r"epilogue_kwargs\.mbstd_group_size=None \(magnet's: 4\)"),
     ("z_dim", load_generator, r"z_dim 8 != w_dim 16"),
     ("16 px", load_generator, r"a G_ema of 16 px \(magnet's networks make 32 to 1024 px\)"),
     ("filter", load_generator, r"resampling filter synthesis\.b8\.conv0\.resample_filter is not \[1, 3, 3, 1\]"),
@@ -299,10 +303,17 @@ def test_torch_legacy_format_checkpoints_still_go_to_torch(tmp_path):
 
 def test_a_model_of_another_size_or_architecture_than_asked_is_refused(tmp_path):
     path = write(tmp_path / "metfaces.pkl", *nvlabs_states(14))
+    one_line_error(lambda p: check_resume_checkpoint(p, {}), path,
+                   r"is an NVlabs StyleGAN2-ADA network pickle \(G, D, G_ema\), not a training checkpoint .*"
+                   r"to fine-tune from it use model.init_from=")
     one_line_error(lambda p: load_generator(p, expected={"size": 64}), path,
                    r"holds a generator stylegan2 32px.*but asked for stylegan2 64px")
     one_line_error(lambda p: load_discriminator(p, expected={"arch": "swagan"}), path,
                    r"holds a discriminator stylegan2 32px.*asked for swagan 32px")
+    network = dict(arch="stylegan2", size=64, n_mlp=2, **OURS)
+    one_line_error(lambda p: GAN(network, init_from=str(p)), path,
+                   r"holds a generator stylegan2 32px.*but model.network asks for stylegan2 64px.*"
+                   r"set model.network.size=32 to match it$")
 
 
 # ---------------------------------------------------------------- fine-tuning

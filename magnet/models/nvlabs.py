@@ -28,7 +28,8 @@ _CLASSES = {"Generator", "MappingNetwork", "FullyConnectedLayer", "SynthesisNetw
             "SynthesisLayer", "ToRGBLayer", "Discriminator", "DiscriminatorBlock", "Conv2dLayer",
             "MinibatchStdLayer", "DiscriminatorEpilogue", "AugmentPipe"}
 _NETWORKS = {"G": "g", "D": "d", "G_ema": "g_ema"}  # NVlabs' names -> rosinality's
-# Constructor arguments our networks follow, with NVlabs' defaults and the values they can take.
+# The constructor arguments our networks follow and the one value each may have (_FREE: any); an argument
+# not listed is refused, as is None where NVlabs would read it as "off" or "the whole batch".
 _GENERATOR_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
 _DISCRIMINATOR_ARGS = ("c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max",
                        "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs")
@@ -73,17 +74,26 @@ class UnsupportedModel(UserError):
         self.what = what
 
 
-def unsupported(path, what: str) -> UnsupportedModel:
-    return UnsupportedModel(path, what)
-
-
 # ---------------------------------------------------------------- persistent objects -> NVNetwork
+
+
+def as_dict(value) -> dict:
+    """`value` when it is a dict (as a well-formed file has it there), else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def mapping_layers(kwargs: dict, path, name: str) -> int:
+    """The number of mapping layers in NVlabs' Generator kwargs (8 when not given)."""
+    layers = as_dict(kwargs.get("mapping_kwargs")).get("num_layers", 8)
+    if not isinstance(layers, int) or layers < 1:
+        raise UnsupportedModel(path, f"a {name} with mapping_kwargs.num_layers={layers!r}")
+    return layers
 
 
 def _classes(obj: PersistentObject):
     """Every persistent object in the tree of `obj`, itself first."""
     yield obj
-    for child in (obj.state.get("_modules") or {}).values():
+    for child in as_dict(obj.state.get("_modules")).values():
         if isinstance(child, PersistentObject):
             yield from _classes(child)
 
@@ -91,12 +101,13 @@ def _classes(obj: PersistentObject):
 def _tensors(obj: PersistentObject, prefix: str = "") -> dict[str, torch.Tensor]:
     """The state dict of a persistent nn.Module: parameters, persistent buffers, then the submodules'."""
     state, out = obj.state, {}
-    skip = state.get("_non_persistent_buffers_set") or set()
+    skip = state.get("_non_persistent_buffers_set")
+    skip = skip if isinstance(skip, set) else set()
     for group in ("_parameters", "_buffers"):
-        for name, value in (state.get(group) or {}).items():
+        for name, value in as_dict(state.get(group)).items():
             if isinstance(value, torch.Tensor) and name not in skip:
-                out[prefix + name] = value
-    for name, child in (state.get("_modules") or {}).items():
+                out[f"{prefix}{name}"] = value
+    for name, child in as_dict(state.get("_modules")).items():
         if isinstance(child, PersistentObject):
             out.update(_tensors(child, f"{prefix}{name}."))
     return out
@@ -110,13 +121,14 @@ def _network(obj, key: str, path) -> NVNetwork:
     for part in _classes(obj):
         if part.class_name == "SynthesisInput" or (part.class_name == "SynthesisLayer" and (
                 "magnitude_ema_beta" in part.state or "use_fp16" in part.state)):
-            raise unsupported(path, "a StyleGAN3 generator (alias-free, config T or R)")
+            raise UnsupportedModel(path, "a StyleGAN3 generator (alias-free, config T or R)")
         if part.class_name not in _CLASSES:
-            raise unsupported(path, f"an object of class {part.class_name}, which is not one of StyleGAN2-ADA's "
+            raise UnsupportedModel(path, f"an object of class {part.class_name}, which is not one of StyleGAN2-ADA's "
                                     "networks")
     names = _GENERATOR_ARGS if obj.class_name == "Generator" else _DISCRIMINATOR_ARGS
-    args = obj.state.get("_init_args") or ()
-    kwargs = {**dict(zip(names, args)), **(obj.state.get("_init_kwargs") or {})}
+    args = obj.state.get("_init_args")
+    kwargs = {**dict(zip(names, args if isinstance(args, tuple | list) else ())),
+              **as_dict(obj.state.get("_init_kwargs"))}
     return NVNetwork(obj.class_name, key, kwargs, {k: v.float() for k, v in _tensors(obj).items()})
 
 
@@ -130,7 +142,7 @@ def snapshot_networks(data, path) -> tuple[dict[str, NVNetwork], float | None]:
     networks = {ours: _network(data[theirs], theirs, path) for theirs, ours in _NETWORKS.items() if theirs in data}
     pipe, p = data.get("augment_pipe"), None
     if isinstance(pipe, PersistentObject):
-        value = (pipe.state.get("_buffers") or {}).get("p")
+        value = as_dict(pipe.state.get("_buffers")).get("p")
         p = float(value) if isinstance(value, torch.Tensor) and value.numel() == 1 else None
     return networks, p
 
@@ -146,15 +158,15 @@ def _plain(value):
 def _check_kwargs(net: NVNetwork, rules: dict, path):
     """Refuse constructor arguments our networks do not follow, naming the first one."""
     if c_dim := net.kwargs.get("c_dim"):
-        raise unsupported(path, f"a conditional {net.name} (c_dim={c_dim}: it makes images of given class labels)")
+        raise UnsupportedModel(path, f"a conditional {net.name} (c_dim={c_dim}: it makes images of given class labels)")
     for group, allowed in rules.items():
-        values = net.kwargs if not group else (net.kwargs.get(group) or {})
+        values = net.kwargs if not group else as_dict(net.kwargs.get(group))
         for name, value in values.items():
             if name not in allowed:
-                raise unsupported(path, f"a {net.name} built with {group + '.' if group else ''}{name}={value!r}")
+                raise UnsupportedModel(path, f"a {net.name} built with {group + '.' if group else ''}{name}={value!r}")
             want = allowed[name]
-            if want is not _FREE and value is not None and _plain(value) != want:
-                raise unsupported(path, f"a {net.name} with {group + '.' if group else ''}{name}={value!r} "
+            if want is not _FREE and _plain(value) != want:
+                raise UnsupportedModel(path, f"a {net.name} with {group + '.' if group else ''}{name}={value!r} "
                                         f"(magnet's: {want!r})")
 
 
@@ -175,17 +187,17 @@ class _Reader:
         blur = torch.outer(torch.tensor(BLUR, dtype=torch.float32), torch.tensor(BLUR, dtype=torch.float32))
         for name, value in self.state.items():
             if name.endswith("resample_filter") and (value.shape != (4, 4) or not torch.allclose(value, blur / 64)):
-                raise unsupported(self.path, f"a {self.key} whose resampling filter {name} is not [1, 3, 3, 1]")
+                raise UnsupportedModel(self.path, f"a {self.key} whose resampling filter {name} is not [1, 3, 3, 1]")
         left = [k for k in self.state if k not in self.used and not k.endswith("resample_filter")]
         if left:
-            raise unsupported(self.path, f"a {self.key} with tensors of another architecture "
+            raise UnsupportedModel(self.path, f"a {self.key} with tensors of another architecture "
                                          f"({', '.join(left[:3])}{' and more' if len(left) > 3 else ''})")
 
 
 def check_resolution(res, path, name: str) -> int:
     """The resolution of a network, when our networks have it."""
     if res not in [2**i for i in range(5, 11)]:
-        raise unsupported(path, f"a {name} of {res} px (magnet's networks make 32 to 1024 px)")
+        raise UnsupportedModel(path, f"a {name} of {res} px (magnet's networks make 32 to 1024 px)")
     return res
 
 
@@ -195,11 +207,12 @@ def generator_state(net: NVNetwork, path) -> dict[str, torch.Tensor]:
     size = check_resolution(net.kwargs.get("img_resolution"), path, net.name)
     z_dim, w_dim = net.kwargs.get("z_dim"), net.kwargs.get("w_dim")
     if z_dim != w_dim:
-        raise unsupported(path, f"a {net.name} with z_dim {z_dim} != w_dim {w_dim}")
-    mapping = net.kwargs.get("mapping_kwargs") or {}
-    lr = mapping.get("lr_multiplier") or 0.01
+        raise UnsupportedModel(path, f"a {net.name} with z_dim {z_dim} != w_dim {w_dim}")
+    lr = as_dict(net.kwargs.get("mapping_kwargs")).get("lr_multiplier", 0.01)
+    if not isinstance(lr, int | float) or not lr > 0:
+        raise UnsupportedModel(path, f"a {net.name} with mapping_kwargs.lr_multiplier={lr!r}")
     take, out = _Reader(net, path), {}
-    for i in range(mapping.get("num_layers") or 8):  # effective weight lr / sqrt(in) * W, bias lr * b, as ours
+    for i in range(mapping_layers(net.kwargs, path, net.name)):  # weight lr / sqrt(in) * W, bias lr * b: as ours
         out[f"style.{i + 1}.weight"] = take(f"mapping.fc{i}.weight") * (lr / OUR_LR_MUL)
         out[f"style.{i + 1}.bias"] = take(f"mapping.fc{i}.bias") * (lr / OUR_LR_MUL)
     out["w_avg"] = take("mapping.w_avg")
@@ -254,9 +267,9 @@ def discriminator_state(net: NVNetwork, path) -> dict[str, torch.Tensor]:
 
 def _conv_clamp(networks: dict[str, NVNetwork], path):
     clamps = {net.kwargs.get("conv_clamp") if net.kind == "Discriminator"
-              else (net.kwargs.get("synthesis_kwargs") or {}).get("conv_clamp") for net in networks.values()}
+              else as_dict(net.kwargs.get("synthesis_kwargs")).get("conv_clamp") for net in networks.values()}
     if len(clamps) > 1:
-        raise unsupported(path, f"networks with different conv_clamp ({', '.join(map(str, clamps))})")
+        raise UnsupportedModel(path, f"networks with different conv_clamp ({', '.join(map(str, clamps))})")
     return clamps.pop() if clamps else None
 
 

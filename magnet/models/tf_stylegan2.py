@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from magnet.errors import UserError
-from magnet.models.nvlabs import NVNetwork, check_resolution, to_checkpoint, unsupported
+from magnet.models.nvlabs import NVNetwork, UnsupportedModel, as_dict, check_resolution, mapping_layers, to_checkpoint
 from magnet.models.unpickler import TFNetwork
 
 # TF static kwarg -> (group of the NVlabs kwargs, its name there, TF's default); None: read by no one
@@ -56,16 +56,16 @@ def is_tf_pickle(data) -> bool:
 
 def _kwargs(net: TFNetwork, table: dict, path, key: str) -> dict:
     """StyleGAN2-ADA's constructor arguments from a TF network's static kwargs."""
-    given = net.state.get("static_kwargs") or {}
+    given = as_dict(net.state.get("static_kwargs"))
     unknown = [name for name in given if name not in table]
     if unknown:
-        raise unsupported(path, f"a TensorFlow {key} built with {unknown[0]}={given[unknown[0]]!r}")
+        raise UnsupportedModel(path, f"a TensorFlow {key} built with {unknown[0]}={given[unknown[0]]!r}")
     kwargs = {}
     for tf_name, target in table.items():
         if target is not None:
             group, name, default = target
             value = given.get(tf_name, default)
-            if tf_name == "fmap_base":
+            if tf_name == "fmap_base" and isinstance(value, int):
                 value *= 2  # TF's width at res is fmap_base / 2^(log2(res) - 1)
             (kwargs.setdefault(group, {}) if group else kwargs)[name] = value
     return kwargs
@@ -73,8 +73,10 @@ def _kwargs(net: TFNetwork, table: dict, path, key: str) -> dict:
 
 def _variables(net: TFNetwork, prefix: str = "") -> dict[str, np.ndarray]:
     """Every variable of a network and its components, by TF's scoped name ('synthesis/8x8/Conv0_up/weight')."""
-    out = {prefix + name: value for name, value in net.state.get("variables") or []}
-    for name, component in (net.state.get("components") or {}).items():
+    variables = net.state.get("variables")
+    out = {f"{prefix}{pair[0]}": pair[1] for pair in (variables if isinstance(variables, list) else [])
+           if isinstance(pair, tuple | list) and len(pair) == 2}
+    for name, component in as_dict(net.state.get("components")).items():
         if isinstance(component, TFNetwork):
             out.update(_variables(component, f"{prefix}{name}/"))
     return out
@@ -82,11 +84,12 @@ def _variables(net: TFNetwork, prefix: str = "") -> dict[str, np.ndarray]:
 
 class _Variables:
     def __init__(self, net: TFNetwork, path, key: str):
-        if (net.state.get("version") or 0) < 4:
-            raise unsupported(path, f"a TensorFlow {key} of network version {net.state.get('version')} (StyleGAN1?)")
+        version = net.state.get("version")
+        if not isinstance(version, int) or version < 4:
+            raise UnsupportedModel(path, f"a TensorFlow {key} of network version {version} (StyleGAN1?)")
         self.values, self.path, self.key = _variables(net), path, key
         if any(re.search(r"(To|From)RGB_lod\d", name) for name in self.values):
-            raise unsupported(path, f"a TensorFlow {key} of the 'orig' (progressive growing) architecture")
+            raise UnsupportedModel(path, f"a TensorFlow {key} of the 'orig' (progressive growing) architecture")
 
     def __call__(self, name: str, ndim: int | None = None) -> np.ndarray:
         value = self.values.get(name)
@@ -117,7 +120,7 @@ def _generator(net: TFNetwork, path, key: str) -> NVNetwork:
     kwargs = _kwargs(net, _G_KWARGS, path, key)
     var, state = _Variables(net, path, key), {}
     state["mapping.w_avg"] = var.tensor("dlatent_avg")
-    for i in range(kwargs["mapping_kwargs"]["num_layers"]):
+    for i in range(mapping_layers(kwargs, path, key)):
         state[f"mapping.fc{i}.weight"], state[f"mapping.fc{i}.bias"] = (var.dense(f"mapping/Dense{i}/weight"),
                                                                         var.tensor(f"mapping/Dense{i}/bias"))
     state["synthesis.b4.const"] = _torch(var("synthesis/4x4/Const/const", 4)[0])

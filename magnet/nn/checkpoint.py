@@ -383,7 +383,8 @@ def discriminator_from(ckpt: dict, key: str, path, expected=None, setting: str =
 
 
 def load_generator(path, key: str = "g_ema", device="cpu", expected=None) -> Generator:
-    """A generator in eval mode from a rosinality/MAGnet checkpoint or one of ours.
+    """A generator in eval mode from a rosinality/MAGnet checkpoint, one of ours, an NVlabs or TensorFlow
+    StyleGAN2 network pickle or a safetensors export.
 
     `expected` (a NetworkConfig, or some of its fields: {"arch": "swagan", "size": 512}) makes a checkpoint
     whose layers have other widths an error naming both. Truncation pulls towards the tracked average w when
