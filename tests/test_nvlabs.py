@@ -105,6 +105,7 @@ def test_conv_clamp_clips_as_nvlabs_does(tmp_path):
         assert (image - unclamped(z, noise_mode="const")).abs().max() > 1  # the clamp did something
         assert close(D(image), naive.discriminate(d_state, image, clamp=256))
         assert (D(image) - naive.discriminate(d_state, image)).abs().max() > 1e-2
+    assert torch.equal(G(z, noise_mode="const"), image)  # with autograd (not in place), as in training
 
 
 def _randomised(module, seed):
