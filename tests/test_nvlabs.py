@@ -9,6 +9,7 @@ import sys
 
 import hydra
 import naive_nvlabs as naive
+import numpy as np
 import nvlabs_format as fmt
 import pytest
 import torch
@@ -284,6 +285,9 @@ def test_broken_files_and_other_pickles_are_named_in_one_line(tmp_path):
     one_line_error(load_generator, tmp_path / "cut.pkl", r"is cut short or corrupt", "download it again")
     (tmp_path / "noise.pkl").write_bytes(b"\x80\x04" + b"\xff" * 64)  # no such opcode
     one_line_error(load_generator, tmp_path / "noise.pkl", r"is (cut short or )?corrupt")
+    (tmp_path / "objects.pkl").write_bytes(pickle.dumps({"G": np.array([1, "os.system"], dtype=object)}))
+    one_line_error(load_generator, tmp_path / "objects.pkl",
+                   r"cannot be read as a network pickle \(UnpicklingError: numpy dtype 'O\d?', not a number type\)")
     (tmp_path / "list.pkl").write_bytes(pickle.dumps([1, 2, 3]))
     one_line_error(load_generator, tmp_path / "list.pkl", r"holds a list, not a StyleGAN2 network pickle")
     (tmp_path / "dict.pkl").write_bytes(pickle.dumps({"weights": torch.zeros(2)}))

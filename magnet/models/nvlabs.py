@@ -21,9 +21,10 @@ import torch
 from magnet.errors import UserError
 from magnet.models.unpickler import PersistentObject
 from magnet.nn.checkpoint import infer_discriminator_config, infer_generator_config
+from magnet.nn.layers import BLUR_TAPS
 
-OUR_LR_MUL = 0.01  # the mapping network's lr multiplier in magnet.nn.Generator
-BLUR = (1, 3, 3, 1)
+OUR_LR_MUL = 0.01  # the mapping network's lr multiplier (magnet.nn.Generator's lr_mlp)
+BLUR = list(BLUR_TAPS)
 _CLASSES = {"Generator", "MappingNetwork", "FullyConnectedLayer", "SynthesisNetwork", "SynthesisBlock",
             "SynthesisLayer", "ToRGBLayer", "Discriminator", "DiscriminatorBlock", "Conv2dLayer",
             "MinibatchStdLayer", "DiscriminatorEpilogue", "AugmentPipe"}
@@ -40,13 +41,13 @@ _GENERATOR_RULES = {
     "mapping_kwargs": {"num_layers": _FREE, "embed_features": _FREE, "layer_features": None, "activation": "lrelu",
                        "lr_multiplier": _FREE, "w_avg_beta": _FREE},
     "synthesis_kwargs": {"channel_base": _FREE, "channel_max": _FREE, "num_fp16_res": _FREE, "conv_clamp": _FREE,
-                         "architecture": "skip", "resample_filter": list(BLUR), "use_noise": True,
+                         "architecture": "skip", "resample_filter": BLUR, "use_noise": True,
                          "activation": "lrelu", "kernel_size": 3, "fp16_channels_last": _FREE,
                          "channels_last": _FREE},
 }
 _DISCRIMINATOR_RULES = {
     "": {name: _FREE for name in _DISCRIMINATOR_ARGS} | {"img_channels": 3, "architecture": "resnet"},
-    "block_kwargs": {"activation": "lrelu", "resample_filter": list(BLUR), "fp16_channels_last": _FREE,
+    "block_kwargs": {"activation": "lrelu", "resample_filter": BLUR, "fp16_channels_last": _FREE,
                      "freeze_layers": _FREE},
     "mapping_kwargs": {name: _FREE for name in ("num_layers", "embed_features", "layer_features", "activation",
                                                 "lr_multiplier", "w_avg_beta")},
@@ -184,9 +185,10 @@ class _Reader:
         return self.state[name]
 
     def finish(self):
-        blur = torch.outer(torch.tensor(BLUR, dtype=torch.float32), torch.tensor(BLUR, dtype=torch.float32))
+        taps = torch.tensor(BLUR, dtype=torch.float32)
+        blur = torch.outer(taps, taps) / taps.sum() ** 2  # NVlabs' setup_filter: normalised to sum 1
         for name, value in self.state.items():
-            if name.endswith("resample_filter") and (value.shape != (4, 4) or not torch.allclose(value, blur / 64)):
+            if name.endswith("resample_filter") and (value.shape != blur.shape or not torch.allclose(value, blur)):
                 raise UnsupportedModel(self.path, f"a {self.key} whose resampling filter {name} is not [1, 3, 3, 1]")
         left = [k for k in self.state if k not in self.used and not k.endswith("resample_filter")]
         if left:

@@ -15,9 +15,10 @@ import re
 import torch
 
 from magnet.nn import NetworkConfig
+from magnet.nn.layers import BLUR_TAPS
 
-_TAPS = torch.tensor([1.0, 3.0, 3.0, 1.0])
-BLUR = torch.outer(_TAPS, _TAPS) / 64
+_TAPS = torch.tensor(BLUR_TAPS, dtype=torch.float32)
+BLUR = torch.outer(_TAPS, _TAPS) / _TAPS.sum() ** 2
 _L = torch.tensor([[1.0, 1.0]]) / 2**0.5
 _H = torch.tensor([[-1.0, 1.0]]) / 2**0.5
 HAAR = {"ll": _L.T * _L, "lh": _H.T * _L, "hl": _L.T * _H, "hh": _H.T * _H}

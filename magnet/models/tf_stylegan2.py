@@ -19,7 +19,7 @@ import torch
 
 from magnet.errors import UserError
 from magnet.models.nvlabs import NVNetwork, UnsupportedModel, as_dict, check_resolution, mapping_layers, to_checkpoint
-from magnet.models.unpickler import TFNetwork
+from magnet.models.unpickler import NumpyArray, TFNetwork
 
 # TF static kwarg -> (group of the NVlabs kwargs, its name there, TF's default); None: read by no one
 _G_KWARGS = {
@@ -93,7 +93,8 @@ class _Variables:
 
     def __call__(self, name: str, ndim: int | None = None) -> np.ndarray:
         value = self.values.get(name)
-        if not isinstance(value, np.ndarray) or (ndim is not None and value.ndim != ndim):
+        value = value.array if isinstance(value, NumpyArray) else None
+        if value is None or (ndim is not None and value.ndim != ndim):
             raise UserError(f"pickle {self.path}: {self.key} lacks the TensorFlow variable {name}"
                             f"{f' of {ndim} dimensions' if ndim else ''}; the file is incomplete or edited: "
                             "download it again")

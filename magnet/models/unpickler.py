@@ -84,27 +84,53 @@ def _parameter(data, *_):
     return data
 
 
-def _dtype(spec, align=False, copy=False):
-    dtype = np.dtype(spec) if isinstance(spec, str) else None
-    if dtype is None or dtype.char not in _NUMERIC:
-        raise pickle.UnpicklingError(f"numpy dtype {spec!r}, not a number type")
-    return np.dtype(spec, align, copy)
+class DType:
+    """numpy.dtype as a pickle names it: a number type and its byte order. numpy's own __setstate__ never sees
+    the file's state (which could describe fields of Python objects)."""
+
+    def __init__(self, spec, align=False, copy=False):
+        dtype = np.dtype(spec) if isinstance(spec, str) else None
+        if dtype is None or dtype.char not in _NUMERIC:
+            raise pickle.UnpicklingError(f"numpy dtype {spec!r}, not a number type")
+        self.dtype = dtype
+
+    def __setstate__(self, state):  # (version, byte order, subarray, names, fields, ...)
+        if not (isinstance(state, tuple) and len(state) >= 5 and state[1] in ("<", ">", "|", "=")
+                and state[2:5] == (None, None, None)):
+            raise pickle.UnpicklingError("a numpy dtype with fields or subarrays")
+        self.dtype = self.dtype.newbyteorder(state[1]) if state[1] in ("<", ">") else self.dtype
 
 
 def _scalar(dtype, data=None):
-    if not isinstance(dtype, np.dtype) or dtype.char not in _NUMERIC or not isinstance(data, bytes):
+    if not isinstance(dtype, DType) or not isinstance(data, bytes):
         raise pickle.UnpicklingError("a numpy scalar that is not a number")
-    return np.frombuffer(data, dtype=dtype, count=1)[0].item()
+    return np.frombuffer(data, dtype=dtype.dtype, count=1)[0].item()
 
 
 class _NDArrayClass:
     """numpy.ndarray as named by a pickle: only `_reconstruct` may use it."""
 
 
+class NumpyArray:
+    """A pickled numpy array of numbers; `array` once unpickled. Built from its raw bytes here, not by numpy's
+    __setstate__."""
+
+    array: np.ndarray
+
+    def __setstate__(self, state):  # (version, shape, dtype, is_fortran, raw bytes)
+        if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[2], DType)
+                and isinstance(state[1], tuple) and all(isinstance(n, int) and n >= 0 for n in state[1])
+                and isinstance(state[4], bytes)):
+            raise pickle.UnpicklingError("a numpy array that is not one of numbers")
+        _, shape, dtype, fortran, data = state
+        values = np.frombuffer(data, dtype=dtype.dtype, count=int(np.prod(shape)))
+        self.array = values.reshape(shape, order="F" if fortran else "C").copy()
+
+
 def _ndarray(cls, shape, typecode):
     if cls is not _NDArrayClass:
         raise pickle.UnpicklingError("numpy _reconstruct of something other than ndarray")
-    return np.ndarray.__new__(np.ndarray, shape, _dtype(typecode.decode() if isinstance(typecode, bytes) else typecode))
+    return NumpyArray()
 
 
 _ALLOWED = {
@@ -115,7 +141,7 @@ _ALLOWED = {
     ("torch._utils", "_rebuild_tensor_v2"): _tensor,
     ("torch._utils", "_rebuild_parameter"): _parameter,
     ("torch.storage", "_load_from_bytes"): _storage,
-    ("numpy", "dtype"): _dtype,
+    ("numpy", "dtype"): DType,
     ("numpy", "ndarray"): _NDArrayClass,
     ("numpy.core.multiarray", "scalar"): _scalar,
     ("numpy._core.multiarray", "scalar"): _scalar,
@@ -196,4 +222,5 @@ def load_restricted(path) -> object:
     try:
         return _Unpickler(io.BytesIO(data)).load()
     except Exception as err:  # a well-formed opcode stream with wrong values: anything the stand-ins refuse
-        raise UserError(f"pickle {path} is corrupt ({type(err).__name__}: {err}); download it again") from None
+        raise UserError(f"pickle {path} cannot be read as a network pickle ({type(err).__name__}: {err}); it is "
+                        "corrupt or of another kind: use the model's file as its publisher released it") from None
