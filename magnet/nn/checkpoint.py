@@ -83,7 +83,8 @@ def describe_contents(ckpt: dict) -> str:
         return f"a Lightning checkpoint of another model (modules {', '.join(modules[:5]) or 'none'})"
     networks = [k for k in (*_GENERATORS, "d") if isinstance(ckpt.get(k), dict)]
     if networks:
-        return f"a generator checkpoint in rosinality/MAGnet's layout ({', '.join(networks)})"
+        kind = "a generator checkpoint" if set(networks) & set(_GENERATORS) else "a checkpoint"
+        return f"{kind} in rosinality/MAGnet's layout ({', '.join(networks)})"
     if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         return f"a bare state dict of {len(ckpt)} tensors"
     return f"a dict with keys {_few(sorted(map(str, ckpt)))}"
@@ -230,9 +231,15 @@ def infer_discriminator_config(state: dict, where: str = "the state dict") -> tu
                     "give a checkpoint with one, as rosinality's training and magnet's write")
 
 
-def _readable(infer, state: dict | None) -> NetworkConfig | None:
+def _infer(network: str, state: dict, where: str = "the state dict") -> NetworkConfig:
+    if network == "generator":
+        return infer_generator_config(state, where)
+    return infer_discriminator_config(state, where)[0]
+
+
+def _readable(network: str, state: dict | None) -> NetworkConfig | None:
     try:
-        return infer(state) if state else None
+        return _infer(network, state) if state else None
     except UserError:
         return None
 
@@ -243,10 +250,9 @@ def checkpoint_config(ckpt: dict) -> tuple[NetworkConfig | None, list[str]]:
     A 64 px SWAGAN generator's shapes do not depend on the channel multiplier, its discriminator's do:
     reading both finds the one config that fits the file. None when the networks disagree or are unreadable.
     """
-    g_state = next(filter(None, (_find_state(ckpt, k) for k in _GENERATORS)), None)
-    found = {"generator": _readable(infer_generator_config, g_state),
-             "discriminator": _readable(lambda s: infer_discriminator_config(s)[0], _find_state(ckpt, "d"))}
-    found = {network: config for network, config in found.items() if config is not None}
+    states = {"generator": next(filter(None, (_find_state(ckpt, k) for k in _GENERATORS)), None),
+              "discriminator": _find_state(ckpt, "d")}
+    found = {network: config for network, state in states.items() if (config := _readable(network, state))}
     if not found or len({(c.arch, c.size) for c in found.values()}) > 1:
         return None, []
     widths = {}
@@ -300,10 +306,9 @@ def _check_architecture(found: NetworkConfig, expected, network: str, ckpt: dict
 
 def check_architecture(ckpt: dict, path, config: NetworkConfig, setting: str = "") -> None:
     """Refuse a checkpoint whose generator or discriminator is not built by `config` (before any slow work)."""
-    for key, infer, network in (("g", infer_generator_config, "generator"),
-                                ("d", lambda s, w: infer_discriminator_config(s, w)[0], "discriminator")):
+    for key, network in (("g", "generator"), ("d", "discriminator")):
         if state := _find_state(ckpt, key):
-            found = infer(state, f"checkpoint {path}: '{key}'")
+            found = _infer(network, state, f"checkpoint {path}: '{key}'")
             _check_architecture(found, config, network, ckpt, path, setting)
 
 
@@ -339,7 +344,7 @@ def refuse_non_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
     """A one-line error naming the tensors that hold NaN or Inf."""
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise UserError(f"{where} has NaN/Inf values in {_few(bad)}: the training that wrote it diverged; "
+        raise UserError(f"{where} has NaN/Inf values in {_few(bad)} (a diverged training or a damaged file); "
                         "use an earlier checkpoint")
 
 
