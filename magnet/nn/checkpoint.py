@@ -5,6 +5,8 @@ rosinality checkpoint needs beyond tensors and containers, `argparse.Namespace` 
 allow-listed and nothing else. The architecture is read off the tensor shapes (each width by a vote of the
 tensors that show it, so one missing or bad tensor is named rather than misread), and two configs are the
 same architecture when they give every layer the same width. Every refusal is one line naming the file.
+Other formats (NVlabs' and TensorFlow StyleGAN2's network pickles, safetensors) are told by their first bytes
+and read by magnet.models into the same layout.
 """
 
 import argparse
@@ -40,6 +42,10 @@ def read_checkpoint(path) -> dict:
         raise MissingFileError(f"checkpoint {path} is a folder, not a file; give the path of a checkpoint file{hint}")
     if path.stat().st_size == 0:
         raise UserError(f"checkpoint {path} is an empty file (0 bytes), written incompletely; use another one")
+    from magnet.models.formats import foreign_reader  # lazily: magnet.nn does not depend on magnet.models
+
+    if (read_foreign := foreign_reader(path)) is not None:
+        return read_foreign(path)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -66,6 +72,8 @@ def _is_ours(ckpt: dict) -> bool:
 
 def describe_contents(ckpt: dict) -> str:
     """What a checkpoint holds, in a few words for error messages."""
+    if isinstance(ckpt.get("converted_from"), str):  # set by magnet.models' readers of other formats
+        return ckpt["converted_from"]
     if _is_ours(ckpt):
         return "a training checkpoint written by magnet"
     if isinstance(ckpt.get("state_dict"), dict):
@@ -338,12 +346,25 @@ def refuse_non_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
                         "use an earlier checkpoint")
 
 
+def with_recorded_clamp(ckpt: dict, config: NetworkConfig, path) -> NetworkConfig:
+    """`config` with the conv clamp that the checkpoint's networks compute with, where the file records one
+    (ours, NVlabs' pickles, our exports): the tensor shapes cannot show it."""
+    network = ckpt.get("network")
+    if not isinstance(network, dict) or "conv_clamp" not in network:
+        return config
+    try:
+        return replace(config, conv_clamp=network["conv_clamp"])
+    except ValueError as err:
+        raise UserError(f"checkpoint {path}: {err}; the file was edited: use a checkpoint written by magnet") from err
+
+
 def generator_from(ckpt: dict, key: str, path, expected=None, setting: str = "") -> Generator:
     """A checked generator (train mode) from a checkpoint already read; `expected` as in `load_generator`."""
     state = network_state(ckpt, key, path)
     where = f"checkpoint {path}: '{key}'"
     found = infer_generator_config(state, where)
-    generator = Generator(_check_architecture(found, expected, "generator", ckpt, path, setting))
+    config = _check_architecture(found, expected, "generator", ckpt, path, setting)
+    generator = Generator(with_recorded_clamp(ckpt, config, path))
     if load_state(generator, state, path, key, optional=("w_avg",)):
         latent_avg = ckpt.get("latent_avg")
         if isinstance(latent_avg, torch.Tensor):
@@ -359,13 +380,14 @@ def discriminator_from(ckpt: dict, key: str, path, expected=None, setting: str =
     state = network_state(ckpt, key, path)
     found, from_rgb_kernel = infer_discriminator_config(state, f"checkpoint {path}: '{key}'")
     config = _check_architecture(found, expected, "discriminator", ckpt, path, setting)
-    discriminator = Discriminator(config, from_rgb_kernel=from_rgb_kernel)
+    discriminator = Discriminator(with_recorded_clamp(ckpt, config, path), from_rgb_kernel=from_rgb_kernel)
     load_state(discriminator, state, path, key)
     return discriminator
 
 
 def load_generator(path, key: str = "g_ema", device="cpu", expected=None) -> Generator:
-    """A generator in eval mode from a rosinality/MAGnet checkpoint or one of ours.
+    """A generator in eval mode from a rosinality/MAGnet checkpoint, one of ours, an NVlabs or TensorFlow
+    StyleGAN2 network pickle or a safetensors export.
 
     `expected` (a NetworkConfig, or some of its fields: {"arch": "swagan", "size": 512}) makes a checkpoint
     whose layers have other widths an error naming both. Truncation pulls towards the tracked average w when

@@ -1,4 +1,5 @@
-"""What defines a network's shape: architecture, size, widths. Shared by both networks and the loaders."""
+"""What defines a network: architecture, size, widths (its shape) and the conv clamp. Shared by both networks
+and the loaders; the clamp changes no tensor shape, so two configs are the same architecture without it."""
 
 import math
 from dataclasses import asdict, dataclass
@@ -15,6 +16,7 @@ class NetworkConfig:
     n_mlp: int = 8  # layers of the mapping network
     channel_multiplier: int = 2  # width of the layers at 64 px and above (rosinality's convention)
     channel_max: int = 512  # cap on any layer's width; small values build tiny test models
+    conv_clamp: float | None = None  # clamp conv outputs to +-X (NVlabs' published models: 256); None: off
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -25,6 +27,9 @@ class NetworkConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        clamp = self.conv_clamp
+        if clamp is not None and (isinstance(clamp, bool) or not isinstance(clamp, int | float) or not clamp > 0):
+            raise ValueError(f"conv_clamp must be a positive number or None, got {clamp!r}")
 
     @property
     def wavelet(self) -> bool:

@@ -2,7 +2,8 @@
 
 StyleGAN2: residual blocks on RGB. SWAGAN: the image enters as Haar wavelet bands; at every scale a
 FromRGB reads the (downsampled) bands and adds them to the features. Both end in the same epilogue:
-minibatch standard deviation, a 3x3 conv and two linear layers.
+minibatch standard deviation, a 3x3 conv and two linear layers. With `conv_clamp` every activated conv
+(not the skips, not the linear layers) is clipped to +-conv_clamp, as in NVlabs' networks.
 """
 
 import math
@@ -29,10 +30,10 @@ def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
 class ResBlock(nn.Module):
     """StyleGAN2 residual block: two 3x3 convs (the second downsamples) plus a 1x1 skip."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, conv_clamp: float | None = None):
         super().__init__()
-        self.conv1 = ConvLayer(in_channels, in_channels, 3)
-        self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=True)
+        self.conv1 = ConvLayer(in_channels, in_channels, 3, conv_clamp=conv_clamp)
+        self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=True, conv_clamp=conv_clamp)
         self.skip = ConvLayer(in_channels, out_channels, 1, downsample=True, activate=False, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -42,10 +43,10 @@ class ResBlock(nn.Module):
 class ConvBlock(nn.Module):
     """SWAGAN block: two 3x3 convs, the second downsamples."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, conv_clamp: float | None = None):
         super().__init__()
-        self.conv1 = ConvLayer(in_channels, in_channels, 3)
-        self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=True)
+        self.conv1 = ConvLayer(in_channels, in_channels, 3, conv_clamp=conv_clamp)
+        self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=True, conv_clamp=conv_clamp)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(x))
@@ -54,11 +55,11 @@ class ConvBlock(nn.Module):
 class FromRGB(nn.Module):
     """Read wavelet bands into features; the bands are first halved in resolution in pixel space."""
 
-    def __init__(self, out_channels: int, downsample: bool, kernel_size: int = 3):
+    def __init__(self, out_channels: int, downsample: bool, kernel_size: int = 3, conv_clamp: float | None = None):
         super().__init__()
         if downsample:
             self.downsample = downsample_blur()
-        self.conv = ConvLayer(12, out_channels, kernel_size)
+        self.conv = ConvLayer(12, out_channels, kernel_size, conv_clamp=conv_clamp)
 
     def forward(self, bands: torch.Tensor, skip: torch.Tensor | None = None):
         if hasattr(self, "downsample"):
@@ -74,25 +75,25 @@ class Discriminator(nn.Module):
         self.config = config
         self.from_rgb_kernel = from_rgb_kernel
         self.size = config.size
-        ch = config.channels
+        ch, clamp = config.channels, config.conv_clamp
         log_size = config.log_size
         in_channels = ch(config.size)
         if config.wavelet:
             self.from_rgbs, self.convs = nn.ModuleList(), nn.ModuleList()
             for i in range(log_size, 2, -1):
                 out_channels = ch(2 ** (i - 1))
-                self.from_rgbs.append(FromRGB(in_channels, i != log_size, from_rgb_kernel))
-                self.convs.append(ConvBlock(in_channels, out_channels))
+                self.from_rgbs.append(FromRGB(in_channels, i != log_size, from_rgb_kernel, clamp))
+                self.convs.append(ConvBlock(in_channels, out_channels, clamp))
                 in_channels = out_channels
-            self.from_rgbs.append(FromRGB(ch(4), True, from_rgb_kernel))
+            self.from_rgbs.append(FromRGB(ch(4), True, from_rgb_kernel, clamp))
         else:
-            blocks = [ConvLayer(3, in_channels, 1)]
+            blocks = [ConvLayer(3, in_channels, 1, conv_clamp=clamp)]
             for i in range(log_size, 2, -1):
                 out_channels = ch(2 ** (i - 1))
-                blocks.append(ResBlock(in_channels, out_channels))
+                blocks.append(ResBlock(in_channels, out_channels, clamp))
                 in_channels = out_channels
             self.convs = nn.Sequential(*blocks)
-        self.final_conv = ConvLayer(in_channels + 1, ch(4), 3)
+        self.final_conv = ConvLayer(in_channels + 1, ch(4), 3, conv_clamp=clamp)
         self.final_linear = nn.Sequential(
             EqualLinear(ch(4) * 4 * 4, ch(4), activation=True),
             EqualLinear(ch(4), 1),

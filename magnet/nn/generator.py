@@ -16,12 +16,14 @@ NOISE_MODES = ("const", "random", "none")
 
 
 class ToRGB(nn.Module):
-    """1x1 modulated conv to RGB (or to its 12 wavelet bands), added to the upsampled skip image."""
+    """1x1 modulated conv to RGB (or to its 12 wavelet bands) [clamped to +-conv_clamp], added to the upsampled
+    skip image."""
 
-    def __init__(self, in_channels: int, style_dim: int, wavelet: bool, upsample: bool = True):
+    def __init__(self, in_channels: int, style_dim: int, wavelet: bool, upsample: bool = True,
+                 conv_clamp: float | None = None):
         super().__init__()
         out_channels = 12 if wavelet else 3
-        self.wavelet = wavelet
+        self.wavelet, self.conv_clamp = wavelet, conv_clamp
         self.conv = ModulatedConv2d(in_channels, out_channels, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
         if upsample:
@@ -29,6 +31,8 @@ class ToRGB(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None):
         out = self.conv(x, style) + self.bias.to(x.dtype)
+        if self.conv_clamp is not None:
+            out = out.clamp(-self.conv_clamp, self.conv_clamp)
         if skip is not None:
             skip = haar_dwt(self.upsample(haar_iwt(skip))) if self.wavelet else self.upsample(skip)
             out = out + skip
@@ -46,7 +50,7 @@ class Generator(nn.Module):
         self.config = config
         self.size, self.style_dim = config.size, config.style_dim
         self.w_avg_beta = w_avg_beta  # decay of the tracked average w that truncation pulls towards
-        ch, sd = config.channels, config.style_dim
+        ch, sd, clamp = config.channels, config.style_dim, config.conv_clamp
 
         self.style = nn.Sequential(
             PixelNorm(), *[EqualLinear(sd, sd, lr_mul=lr_mlp, activation=True) for _ in range(config.n_mlp)]
@@ -54,8 +58,8 @@ class Generator(nn.Module):
         self.register_buffer("w_avg", torch.zeros(sd))
 
         self.input = ConstantInput(ch(4))
-        self.conv1 = StyledConv(ch(4), ch(4), 3, sd)
-        self.to_rgb1 = ToRGB(ch(4), sd, config.wavelet, upsample=False)
+        self.conv1 = StyledConv(ch(4), ch(4), 3, sd, conv_clamp=clamp)
+        self.to_rgb1 = ToRGB(ch(4), sd, config.wavelet, upsample=False, conv_clamp=clamp)
 
         self.log_size = config.log_size
         self.num_layers = (self.log_size - 2) * 2 + 1  # synthesis layers, one noise map each
@@ -70,9 +74,9 @@ class Generator(nn.Module):
         in_channels = ch(4)
         for i in range(3, self.log_size + 1):
             out_channels = ch(2**i)
-            self.convs.append(StyledConv(in_channels, out_channels, 3, sd, upsample=True))
-            self.convs.append(StyledConv(out_channels, out_channels, 3, sd))
-            self.to_rgbs.append(ToRGB(out_channels, sd, config.wavelet))
+            self.convs.append(StyledConv(in_channels, out_channels, 3, sd, upsample=True, conv_clamp=clamp))
+            self.convs.append(StyledConv(out_channels, out_channels, 3, sd, conv_clamp=clamp))
+            self.to_rgbs.append(ToRGB(out_channels, sd, config.wavelet, conv_clamp=clamp))
             in_channels = out_channels
 
     def mapping(self, z: torch.Tensor, truncation_psi: float = 1.0) -> torch.Tensor:

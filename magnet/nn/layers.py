@@ -24,14 +24,15 @@ class PixelNorm(nn.Module):
 
 
 class FusedLeakyReLU(nn.Module):
-    """Per-channel bias, then leaky ReLU(0.2) scaled by sqrt(2)."""
+    """Per-channel bias, then leaky ReLU(0.2) scaled by sqrt(2); `clamp` clips the result to +-clamp."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, clamp: float | None = None):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.clamp = clamp
 
     def forward(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-        return bias_leaky_relu(x, self.bias, inplace=inplace)
+        return bias_leaky_relu(x, self.bias, inplace=inplace, clamp=self.clamp)
 
 
 class Blur(nn.Module):
@@ -103,13 +104,13 @@ class EqualConv2d(nn.Module):
 
 
 class ConvLayer(nn.Sequential):
-    """Discriminator conv: [blur] -> conv (stride 2 when downsampling) -> [bias + lrelu].
+    """Discriminator conv: [blur] -> conv (stride 2 when downsampling) -> [bias + lrelu, clamped to +-conv_clamp].
 
     A Sequential so parameter names match rosinality's (`conv1.0.weight`, `conv2.1.weight`, ...).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, downsample: bool = False,
-                 bias: bool = True, activate: bool = True):
+                 bias: bool = True, activate: bool = True, conv_clamp: float | None = None):
         layers = []
         if downsample:
             p = (len(BLUR_TAPS) - 2) + (kernel_size - 1)
@@ -120,7 +121,7 @@ class ConvLayer(nn.Sequential):
         layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride, padding,
                                   bias=bias and not activate))
         if activate:
-            layers.append(FusedLeakyReLU(out_channels))
+            layers.append(FusedLeakyReLU(out_channels, conv_clamp))
         super().__init__(*layers)
 
 
@@ -193,14 +194,14 @@ class ConstantInput(nn.Module):
 
 
 class StyledConv(nn.Module):
-    """Modulated conv -> noise -> bias + lrelu: one synthesis layer."""
+    """Modulated conv -> noise -> bias + lrelu [-> clamp to +-conv_clamp]: one synthesis layer."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
-                 upsample: bool = False):
+                 upsample: bool = False, conv_clamp: float | None = None):
         super().__init__()
         self.conv = ModulatedConv2d(in_channels, out_channels, kernel_size, style_dim, upsample=upsample)
         self.noise = NoiseInjection()
-        self.activate = FusedLeakyReLU(out_channels)
+        self.activate = FusedLeakyReLU(out_channels, conv_clamp)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None,
                 add_noise: bool = True) -> torch.Tensor:

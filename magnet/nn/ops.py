@@ -71,8 +71,9 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
 
 
 def bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None, negative_slope: float = 0.2,
-                    gain: float = math.sqrt(2), inplace: bool = False) -> torch.Tensor:
-    """Add a per-channel bias (dim 1), apply leaky ReLU and scale by `gain` (StyleGAN2's 'lrelu').
+                    gain: float = math.sqrt(2), inplace: bool = False, clamp: float | None = None) -> torch.Tensor:
+    """Add a per-channel bias (dim 1), apply leaky ReLU, scale by `gain` (StyleGAN2's 'lrelu') and, with
+    `clamp`, clip to [-clamp, clamp] after the gain (NVlabs' bias_act).
 
     `inplace` overwrites `x` (for inference, where it saves two full-size allocations per layer).
     """
@@ -80,5 +81,7 @@ def bias_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None, negative_slope: 
         bias = bias.view(1, -1, *([1] * (x.ndim - 2))).to(x.dtype)
         x = x.add_(bias) if inplace else x + bias
     if inplace:
-        return F.leaky_relu_(x, negative_slope).mul_(gain)
-    return F.leaky_relu(x, negative_slope) * gain
+        x = F.leaky_relu_(x, negative_slope).mul_(gain)
+        return x.clamp_(-clamp, clamp) if clamp is not None else x
+    x = F.leaky_relu(x, negative_slope) * gain
+    return x.clamp(-clamp, clamp) if clamp is not None else x

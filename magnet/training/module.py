@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from magnet.augment import AugmentPipe
+from magnet.errors import UserError
 from magnet.nn import Discriminator, Generator, NetworkConfig, style_mix
 from magnet.nn.checkpoint import discriminator_from, generator_from, read_checkpoint
 from magnet.training.ema import ema_beta, make_ema, update_ema
@@ -28,7 +29,7 @@ def lazy_adam(params, lr: float, betas: tuple[float, float], interval: int) -> t
 class GAN(pl.LightningModule):
     def __init__(
         self,
-        network: dict,  # NetworkConfig fields: arch, size, style_dim, n_mlp, channel_multiplier, channel_max
+        network: dict,  # NetworkConfig fields: arch, size, style_dim, n_mlp, channel_multiplier, channel_max, ...
         augment: AugmentPipe | None = None,  # ADA pipeline with its controller (None: no augmentation)
         lr: float = 0.002,  # Adam learning rate of both networks (before the lazy correction)
         betas: tuple[float, float] = (0.0, 0.99),
@@ -42,7 +43,7 @@ class GAN(pl.LightningModule):
         ema_kimg: float = 10.0,  # EMA half-life in thousands of images
         ema_rampup: float | None = 0.05,  # EMA half-life at most this fraction of images seen (None: off)
         from_rgb_kernel: int = 3,  # SWAGAN discriminator's FromRGB conv (1 for MAGnet-era checkpoints)
-        init_from: str | None = None,  # start from these weights: rosinality/MAGnet checkpoint or ours
+        init_from: str | None = None,  # start from these weights: ours, rosinality's/MAGnet's, an NVlabs/TF pickle
         total_kimg: float = 25_000.0,  # stop after this many thousand images
     ):
         super().__init__()
@@ -73,6 +74,7 @@ class GAN(pl.LightningModule):
         self.D = discriminator_from(ckpt, "d", path, self.config, setting="model.network")
         self.hparams.from_rgb_kernel = self.D.from_rgb_kernel
         self.g_ema = make_ema(generator_from(ckpt, "g_ema", path, self.config, setting="model.network"))
+        self.config = self.G.config  # the file's conv_clamp, which checkpoints of this run then record
         if ours:
             self._init_optim = ckpt.get("optimizer_states", [])
             p = ckpt["state_dict"].get("augment.p")
@@ -192,6 +194,11 @@ class GAN(pl.LightningModule):
         checkpoint["network"] = self.config.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict):
+        clamp = (checkpoint.get("network") or {}).get("conv_clamp", self.config.conv_clamp)
+        if clamp != self.config.conv_clamp:  # the shapes agree, so nothing else would notice
+            raise UserError(f"the checkpoint to resume computes with conv_clamp={clamp}, this run's networks with "
+                            f"conv_clamp={self.config.conv_clamp}; resume with the run's settings (its "
+                            f"model.init_from, or model.network.conv_clamp={clamp})")
         states = checkpoint.get("rng")
         if states:
             rank = self.trainer.global_rank if self._trainer is not None else 0
