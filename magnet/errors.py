@@ -5,6 +5,7 @@ traceback. They subclass the built-in errors they stand for, so `except ValueErr
 No heavy imports here: the data pipeline's worker processes import this module too.
 """
 
+import contextlib
 import functools
 import os
 import sys
@@ -16,6 +17,34 @@ class UserError(ValueError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file or folder the user named does not exist (or is not the kind of path expected)."""
+
+
+class ConfigError(UserError):
+    """A bad setting: `key=value: must be <what is allowed>`.
+
+    Code that knows where the setting sits in the config puts the path in front of the key with
+    `config_key` (a constructor raises `lr=-1`, the entry point reports `model.lr=-1`).
+    """
+
+    def __init__(self, key: str, value, allowed: str):
+        super().__init__(f"{key}={value!r}: must be {allowed}")
+        self.key, self.value, self.allowed = key, value, allowed
+
+    def under(self, prefix: str, sep: str = ".") -> "ConfigError":
+        return type(self)(f"{prefix}{sep}{self.key}", self.value, self.allowed)
+
+
+class MissingPathError(ConfigError, MissingFileError):
+    """A setting names a file or folder that does not exist."""
+
+
+@contextlib.contextmanager
+def config_key(prefix: str, sep: str = "."):
+    """Report a ConfigError raised inside as one of the settings under `prefix` (`model` + `lr=-1`)."""
+    try:
+        yield
+    except ConfigError as err:
+        raise err.under(prefix, sep) from err
 
 
 def exit_on_user_error(main):
