@@ -10,7 +10,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from magnet.entrypoints import open_generator, pick_device
+from magnet.entrypoints import check_required, open_generator, pick_device, settings_of
 from magnet.errors import exit_on_user_error
 from magnet.metrics import MetricSettings, evaluate, write_json
 from magnet.metrics.stats import real_images
@@ -19,7 +19,9 @@ from magnet.models.resolve import checkpoint_reference
 
 def run_eval(cfg: DictConfig) -> Path:
     """Write metrics.json in cfg.output_dir and return its path."""
-    settings = MetricSettings(**OmegaConf.to_container(cfg.metrics, resolve=True))
+    check_required(cfg)
+    with settings_of(cfg, "metrics"):
+        settings = MetricSettings(**OmegaConf.to_container(cfg.metrics, resolve=True))
     real_images(cfg.data_dir)  # a wrong folder fails before anything slow is loaded
     generator = open_generator(cfg.ckpt_path, pick_device(cfg.device))
     figures = evaluate(generator, cfg.data_dir, settings)

@@ -12,9 +12,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from magnet import load_discriminator
-from magnet.clip import load_clip
-from magnet.entrypoints import open_generator, pick_device
-from magnet.errors import UserError, exit_on_user_error
+from magnet.checks import check_int
+from magnet.clip import check_clip, load_clip
+from magnet.entrypoints import instantiate, open_generator, pick_device
+from magnet.errors import ConfigError, config_key, exit_on_user_error
 from magnet.models.resolve import checkpoint_reference
 from magnet.search import ClipObjective, LatentSpace, PaintSettings, paint, parse_prompt, read_png_metadata
 from magnet.search.evaluate import make_progress
@@ -33,9 +34,16 @@ def regenerate(cfg: DictConfig) -> Path:
 
 def paint_settings(cfg: DictConfig) -> PaintSettings:
     """The search, refine and output settings of the config as one checked object."""
-    search = {k: v for k, v in OmegaConf.to_container(cfg.search, resolve=True).items() if k != "strategy"}
-    return PaintSettings(**search, refine=OmegaConf.to_container(cfg.refine, resolve=True),
-                         **OmegaConf.to_container(cfg.output, resolve=True))
+    groups = {group: OmegaConf.to_container(cfg[group], resolve=True) for group in ("search", "output")}
+    del groups["search"]["strategy"]
+    try:
+        return PaintSettings(**groups["search"], **groups["output"],
+                             refine=OmegaConf.to_container(cfg.refine, resolve=True))
+    except ConfigError as err:  # named by its field: put the group it comes from in front
+        group = next((name for name, settings in groups.items() if err.key in settings), None)
+        if group is None:
+            raise
+        raise err.under(group) from err
 
 
 def generate(cfg: DictConfig) -> list[Path]:
@@ -44,10 +52,12 @@ def generate(cfg: DictConfig) -> list[Path]:
         return [regenerate(cfg)]
     # Everything the config says is checked before the generator and CLIP are loaded.
     prompts = [parse_prompt(prompt, cfg.image_prompts) for prompt in collect_prompts(cfg.prompt, cfg.prompts)]
-    if not isinstance(cfg.n_images, int) or cfg.n_images < 1:
-        raise UserError(f"n_images={cfg.n_images!r} must be an integer of at least 1")
-    strategy = hydra.utils.instantiate(cfg.search.strategy)
+    check_int("n_images", cfg.n_images, at_least=1)
+    check_int("seed", cfg.seed, at_least=0)
+    strategy = instantiate(cfg.search.strategy, "search.strategy")
     settings = paint_settings(cfg)
+    with config_key("clip"):
+        check_clip(cfg.clip.model_name, cfg.clip.pretrained)
     device = pick_device(cfg.device)
     ckpt_path = cfg.ckpt_path or cfg.default_ckpt
     generator = open_generator(ckpt_path, device)

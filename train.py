@@ -11,7 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from magnet.entrypoints import apply_extras, finish_loggers, instantiate_group
+from magnet.checks import check_int
+from magnet.entrypoints import apply_extras, check_required, finish_loggers, instantiate, instantiate_group, settings_of
 from magnet.errors import exit_on_user_error
 from magnet.nn.checkpoint import check_resume_checkpoint
 
@@ -21,15 +22,21 @@ warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Seed, build data, model, callbacks, loggers and trainer from the config, fit; return the swept metric."""
-    check_resume_checkpoint(cfg.get("ckpt_path"), cfg.model.network)
+    """Build data, callbacks, loggers, trainer and model from the config, fit; return the swept metric.
+
+    The cheap objects come first and the model (its networks) last, so that every constructor has refused
+    a bad setting before anything slow runs (networks, crops, data loading).
+    """
+    check_required(cfg)
+    check_int("seed", cfg.seed, at_least=0, at_most=2**32 - 1)  # Lightning silently replaces others by 0
+    datamodule = instantiate(cfg.data, "data")
+    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    loggers = instantiate_group(cfg.get("logger"), "logger")
+    trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    with settings_of(cfg, "model.network"):
+        check_resume_checkpoint(cfg.get("ckpt_path"), cfg.model.network)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    model = hydra.utils.instantiate(cfg.model, _convert_="all")
-    callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_group(cfg.get("logger"))
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                                      _convert_="all")
+    model = instantiate(cfg.model, "model")
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:

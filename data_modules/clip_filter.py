@@ -22,6 +22,8 @@ from rich.progress import track
 
 from data_modules.files import atomic_write_csv, sha256_file
 from magnet.atomic import atomic_path
+from magnet.checks import check_float, check_int, check_texts
+from magnet.errors import MissingFileError
 from magnet.image_files import list_images
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,15 @@ def _embed_missing(clip, cache: EmbeddingCache, files: dict[str, Path], batch_si
     return len(todo) - len(unreadable), unreadable
 
 
+def check_filter_settings(prompts: Sequence[str], top_k: int | None, threshold: float | None,
+                          batch_size: int) -> None:
+    """Refuse bad filter settings (`prepare` checks them before any stage runs)."""
+    check_texts("prompts", prompts)
+    check_int("top_k", top_k, at_least=1, optional=True)
+    check_float("threshold", threshold, at_least=-1, at_most=1, optional=True)  # a cosine similarity
+    check_int("batch_size", batch_size, at_least=1)
+
+
 def filter_crops(clip, crops_dir: str | Path, rejected_dir: str | Path, prompts: Sequence[str], top_k: int | None,
                  threshold: float | None, batch_size: int, cache_dir: str | Path,
                  scores_csv: str | Path) -> FilterSummary:
@@ -100,13 +111,12 @@ def filter_crops(clip, crops_dir: str | Path, rejected_dir: str | Path, prompts:
     Kept: the `top_k` best (all if None) that also score at least `threshold` (if set). Score: the mean
     cosine similarity to the prompts. Writes `scores_csv` (file, sha256, score, rank, kept).
     """
+    check_filter_settings(prompts, top_k, threshold, batch_size)
     crops_dir, rejected_dir = Path(crops_dir), Path(rejected_dir)
-    if not prompts:
-        raise ValueError("filter.prompts is empty: give at least one prompt, e.g. [modern painting]")
     located = [(path, crops_dir) for path in list_images(crops_dir)]
     located += [(path, rejected_dir) for path in list_images(rejected_dir)] if rejected_dir.exists() else []
     if not located:
-        raise FileNotFoundError(f"no crops in {crops_dir} or {rejected_dir}: run the crop stage first")
+        raise MissingFileError(f"no crops in {crops_dir} or {rejected_dir}: run the crop stage first")
     hashes = {path: sha256_file(path) for path, _ in track(located, description="hashing crops")}
     cache = EmbeddingCache(cache_dir, clip.model_name, clip.pretrained)
     embedded, unreadable = _embed_missing(clip, cache, {hashes[p]: p for p, _ in located}, batch_size)

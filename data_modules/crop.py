@@ -20,6 +20,8 @@ from PIL import Image
 from rich.progress import track
 
 from magnet.atomic import atomic_path
+from magnet.checks import check_bool, check_int
+from magnet.errors import MissingFileError
 from magnet.image_files import READ_ERRORS, list_images, open_image, to_rgb8, upright_size
 
 log = logging.getLogger(__name__)
@@ -102,16 +104,27 @@ class CropSummary:
                 f"there, {len(self.skipped)} paintings skipped")
 
 
+def check_crop_settings(size: int, min_side: int, jpeg_quality: int = 95, workers: int | None = None,
+                        overwrite: bool = False) -> None:
+    """Refuse bad crop settings (`prepare` checks them before any stage runs)."""
+    check_int("size", size, at_least=1)
+    check_int("min_side", min_side, at_least=0)
+    check_int("jpeg_quality", jpeg_quality, at_least=1, at_most=100)
+    check_int("workers", workers, at_least=1, optional=True)
+    check_bool("overwrite", overwrite)
+
+
 def crop_folder(src_dir: str | Path, out_dir: str | Path, size: int, min_side: int, jpeg_quality: int = 95,
                 workers: int | None = None, overwrite: bool = False) -> CropSummary:
     """Crop every painting under `src_dir` into the same sub-folder of `out_dir`, over `workers` processes.
 
     `workers` None: one per core.
     """
+    check_crop_settings(size, min_side, jpeg_quality, workers, overwrite)
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     sources = list_images(src_dir, SOURCE_EXTENSIONS)
     if not sources:
-        raise FileNotFoundError(f"no paintings ({', '.join(SOURCE_EXTENSIONS)}) under {src_dir}: run the scrape "
+        raise MissingFileError(f"no paintings ({', '.join(SOURCE_EXTENSIONS)}) under {src_dir}: run the scrape "
                                 f"stage first or set crop.src_dir to a folder of paintings")
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = workers or len(os.sched_getaffinity(0))

@@ -15,6 +15,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data_modules.sampler import ResumableShuffle
+from magnet.checks import check_bool, check_dir, check_int
+from magnet.errors import MissingFileError
 from magnet.image_files import IMAGE_EXTENSIONS, READ_ERRORS, list_images, open_image
 from magnet.images import load_square
 
@@ -60,15 +62,25 @@ class ImageFolderDataModule(pl.LightningDataModule):
     def __init__(self, image_dir: str | Path, size: int = 256, batch_size: int = 16, num_workers: int = 4,
                  flip: bool = True, seed: int = 0):
         super().__init__()
+        check_int("size", size, at_least=1)
+        check_int("batch_size", batch_size, at_least=1)
+        check_int("num_workers", num_workers, at_least=0)
+        check_bool("flip", flip)
+        check_int("seed", seed, at_least=0)
         self.image_dir = Path(image_dir)
         self.size, self.batch_size, self.num_workers, self.flip = size, batch_size, num_workers, flip
         self.seed = seed
         self.dataset: ImageFolder | None = None
+        self.check_source()
+
+    def check_source(self) -> None:
+        """Refuse a missing image folder at construction, before anything slow runs."""
+        check_dir("image_dir", self.image_dir, what="folder of images")
 
     def setup(self, stage: str | None = None) -> None:
         files = list_images(self.image_dir) if self.image_dir.is_dir() else []
         if not files:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.image_dir.resolve()}: point "
                 f"data.image_dir at a folder of images, or build one with `python -m data_modules.prepare`"
             )

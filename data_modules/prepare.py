@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from magnet.errors import UserError, exit_on_user_error
+from magnet.checks import check_choice, check_device
+from magnet.errors import config_key, exit_on_user_error
 
 log = logging.getLogger(__name__)
 
 STAGES = ("scrape", "crop", "filter")
 
 
+def check_stages(cfg: DictConfig, stages: tuple[str, ...]) -> None:
+    """Every chosen stage's settings, before the first stage runs (a bad filter setting must not wait for
+    a day of scraping)."""
+    from data_modules.crop import check_crop_settings
+    from data_modules.scrape.scraper import check_scrape_settings
+
+    checks = {"scrape": check_scrape_settings, "crop": check_crop_settings}
+    if "filter" in stages:
+        from data_modules.clip_filter import check_filter_settings
+        from magnet.clip import check_clip
+
+        checks["filter"] = check_filter_settings
+        with config_key("clip"):
+            check_clip(cfg.clip.model_name, cfg.clip.pretrained)
+        check_device("device", cfg.device)
+    for stage in stages:
+        settings = OmegaConf.to_container(cfg[stage], resolve=True)
+        accepted = inspect.signature(checks[stage]).parameters  # the paths are checked when the stage runs
+        with config_key(stage):
+            checks[stage](**{name: value for name, value in settings.items() if name in accepted})
+
+
 def prepare(cfg: DictConfig) -> None:
     """Run the chosen stage, or all three in order; each prints what it did and where it wrote."""
-    if cfg.stage not in (*STAGES, "all"):
-        raise UserError(f"stage={cfg.stage!r} is not one of {', '.join(STAGES)}, all")
+    check_choice("stage", cfg.stage, (*STAGES, "all"))
     stages = STAGES if cfg.stage == "all" else (cfg.stage,)
+    check_stages(cfg, stages)
     if "scrape" in stages:
         from data_modules.scrape import scrape
 

@@ -7,6 +7,9 @@ first batch; this sampler shards across ranks itself and can start an epoch part
 import torch
 from torch.utils.data import Sampler
 
+from magnet.checks import check_int
+from magnet.errors import UserError
+
 
 class ResumableShuffle(Sampler[int]):
     """Each epoch a permutation fixed by (seed, epoch), cut into whole global batches and shared out by rank.
@@ -17,8 +20,10 @@ class ResumableShuffle(Sampler[int]):
     """
 
     def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        check_int("batch_size", batch_size, at_least=1)
+        check_int("seed", seed, at_least=0)
         if size < batch_size * world_size:
-            raise ValueError(
+            raise UserError(
                 f"{size} images cannot fill one batch of {batch_size} on each of {world_size} process(es); "
                 "add images or lower data.batch_size"
             )

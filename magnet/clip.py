@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from magnet.checks import check_device
+from magnet.errors import ConfigError, MissingPathError
+
 
 class Clip:
     """A frozen open_clip model with its tokenizer and preprocessing; text embeddings cached per prompt."""
@@ -81,17 +84,24 @@ class Clip:
         return bool(row[-1] != 0)  # other tokenizers: no padding left means the prompt filled the context
 
 
+def check_clip(model_name: str, pretrained: str | None, device: str | torch.device | None = None) -> None:
+    """Refuse an unknown model, weights that are neither a tag nor a file, or a missing device, before loading."""
+    if not isinstance(model_name, str) or model_name not in open_clip.list_models():
+        raise ConfigError("model_name", model_name, "an open_clip model (open_clip.list_models()), e.g. ViT-B-32")
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    if pretrained is not None and (not isinstance(pretrained, str) or
+                                   pretrained not in tags and not os.path.isfile(pretrained)):
+        known = ", ".join(tags[:5]) + (", ..." if len(tags) > 5 else "") if tags else "none"
+        raise MissingPathError("pretrained", pretrained, f"an existing weights file, null or an open_clip tag of "
+                                                         f"{model_name} ({known})")
+    check_device("device", device)
+
+
 def load_clip(model_name: str = "ViT-B-32", pretrained: str | None = "openai",
               device: str | torch.device | None = None) -> Clip:
     """Build `model_name` with weights `pretrained` (open_clip tag, local file path, or None for random)."""
-    if model_name not in open_clip.list_models():
-        raise ValueError(f"unknown CLIP model {model_name!r}; choose one of open_clip.list_models(), e.g. ViT-B-32")
+    check_clip(model_name, pretrained, device)
     tags = open_clip.list_pretrained_tags_by_model(model_name)
-    if pretrained is not None and pretrained not in tags and not os.path.isfile(pretrained):
-        raise FileNotFoundError(
-            f"CLIP weights {pretrained!r} for {model_name}: no such file and not an open_clip tag "
-            f"(tags: {', '.join(tags) or 'none'}). Set clip.pretrained=/path/to/weights.pt, a tag, or null."
-        )
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained,

@@ -94,7 +94,7 @@ def test_bad_arguments_are_clear_errors():
         AugmentPipe(p=1.5)
     with pytest.raises(ValueError, match="cutout"):
         AugmentPipe(ops=["xflip", "cutout"])
-    with pytest.raises(ValueError, match="ops='bgcfnc' is not a preset"):
+    with pytest.raises(ValueError, match="ops='bgcfnc': must be a preset"):
         AugmentPipe(ops="bgcfnc")
 
 

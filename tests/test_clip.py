@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from magnet.clip import load_clip
+from magnet.errors import MissingFileError, UserError
 
 
 def test_attributes_and_text_embeddings_are_normalised_and_cached(random_clip, monkeypatch):
@@ -57,10 +58,11 @@ def test_image_embedding_is_differentiable(random_clip):
     assert not any(p.requires_grad for p in random_clip.model.parameters())
 
 
-def test_missing_weights_file_says_how_to_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"clip\.pretrained=/path/to/weights\.pt"):
+def test_missing_weights_file_or_unknown_model_is_a_user_error_naming_it(tmp_path):
+    expected = r"pretrained='.*missing\.pt': must be an existing weights file, null or an open_clip tag of ViT-B-32 \("
+    with pytest.raises(MissingFileError, match=expected):
         load_clip("ViT-B-32", pretrained=str(tmp_path / "missing.pt"))
-    with pytest.raises(ValueError, match="unknown CLIP model"):
+    with pytest.raises(UserError, match=r"model_name='ViT-Q-99': must be an open_clip model"):
         load_clip("ViT-Q-99", pretrained=None)
 
 

@@ -297,8 +297,9 @@ def test_metric_names_carry_their_sample_count_as_nvlabs_names_them():
     assert [(s.kind, s.num_gen, s.full) for s in suite.specs] == [
         ("fid", 50000, True), ("kid", 10000, False), ("clip_fd", 1234, False), ("fid", 300, False)]
     assert suite.num_gen == 50000 and suite.feature_names == ["inception", "clip"]
-    for bad, match in [(["pr50k"], "unknown metric 'pr50k'.*clip_fd, fid, kid"), (["fid1"], "at least 2"),
-                       ([], "no metric")]:
+    for bad, match in [(["pr50k"], "names='pr50k': must be metric names: a kind \\(clip_fd, fid, kid\\)"),
+                       (["fid1"], "names='fid1': must be metrics of at least 2 images"),
+                       ([], r"names=\[\]: must be a list of one or more metric names")]:
         with pytest.raises(UserError, match=match):
             MetricSettings(names=bad)
     with pytest.raises(UserError, match="noise_mode='loud'"):

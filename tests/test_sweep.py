@@ -18,7 +18,7 @@ def test_multirun_isolates_jobs_and_survives_a_failure(tmp_path, tiny_paintings)
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
     assert (sweep / "0" / "checkpoints" / "last.ckpt").is_file()
     assert not (sweep / "1" / "checkpoints").exists()
-    assert "Invalid learning rate" in (sweep / "1" / "train.log").read_text()
+    assert "model.lr=-1.0: must be a number > 0" in (sweep / "1" / "train.log").read_text()
 
 
 def test_optuna_search_config_composes():

@@ -5,10 +5,10 @@ import csv
 import hydra
 import pytest
 import torch
-from hydra.errors import InstantiationException
 from train_config import compose_train
 
 from magnet import load_generator
+from magnet.errors import UserError
 from magnet.nn.checkpoint import read_checkpoint
 from train import train
 
@@ -46,7 +46,7 @@ def test_fine_tune_from_a_checkpoint_of_another_architecture_fails_early(tmp_pat
     ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"
     cfg = compose_train(tmp_path / "b", tiny_paintings, "model.total_kimg=0.004", "model=stylegan2",
                         f"model.init_from={ckpt}")
-    with pytest.raises(InstantiationException, match="holds a generator swagan 32px.*asks for stylegan2 32px"):
+    with pytest.raises(UserError, match="^model: checkpoint .* holds a generator swagan 32px.*asks for stylegan2 32px"):
         train(cfg)
 
 

@@ -23,6 +23,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from data_modules.scrape.charset import decode_html
+from magnet.checks import check_float, check_int, check_text
 from magnet.web.transport import Deadline, FetchError, body_chunks, content_coding, open_url
 from magnet.web.urls import iri_to_uri
 
@@ -102,6 +103,14 @@ class HttpClient:
         max_redirects: int = 10,
         max_page_bytes: int = 10 << 20,
     ):
+        check_text("user_agent", user_agent)
+        check_float("requests_per_second", requests_per_second, above=0, optional=True)
+        check_float("timeout", timeout, above=0)
+        for name, value in (("retries", retries), ("max_redirects", max_redirects)):
+            check_int(name, value, at_least=0)
+        check_int("max_page_bytes", max_page_bytes, at_least=1)
+        for name, value in (("backoff", backoff), ("max_backoff", max_backoff), ("max_retry_after", max_retry_after)):
+            check_float(name, value, at_least=0)
         self.headers = {"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate", "Connection": "close"}
         self.timeout = timeout
         self.retries = retries

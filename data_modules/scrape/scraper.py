@@ -23,6 +23,8 @@ from data_modules.files import atomic_write_csv, sha256_file
 from data_modules.scrape.client import FetchError, HttpClient
 from data_modules.scrape.manifest import Manifest, PaintingRecord, name_tag, safe_stem
 from data_modules.scrape.wikiart import ArtistEntry, WikiArtSite, WorkEntry
+from magnet.checks import check_float, check_int, check_text, check_texts
+from magnet.errors import ConfigError, config_key
 
 log = logging.getLogger(__name__)
 
@@ -235,10 +237,31 @@ def _check_image(path: Path, url: str) -> str:
     return IMAGE_FORMATS[fmt]
 
 
+def check_scrape_settings(base_url: str, language: str, letters: str | Sequence[str], born_after: int,
+                          died_before: int, movements: Sequence[str], licenses: Sequence[str], workers: int,
+                          max_bytes: int, manifest_save_every_s: float, http: Mapping) -> None:
+    """Refuse bad scrape settings (`prepare` checks them before any stage runs)."""
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ConfigError("base_url", base_url, "an http:// or https:// address")
+    check_text("language", language)
+    (check_text if isinstance(letters, str) else check_texts)("letters", letters)
+    check_int("born_after", born_after)
+    check_int("died_before", died_before, at_least=born_after + 1)
+    check_texts("movements", movements)
+    check_texts("licenses", licenses)
+    check_int("workers", workers, at_least=1)
+    check_int("max_bytes", max_bytes, at_least=1)
+    check_float("manifest_save_every_s", manifest_save_every_s, above=0)
+    with config_key("http"):
+        HttpClient(**http)
+
+
 def scrape(out_dir: str | Path, base_url: str, language: str, letters: str | Sequence[str], born_after: int,
            died_before: int, movements: Sequence[str], licenses: Sequence[str], workers: int, max_bytes: int,
            manifest_save_every_s: float, http: Mapping) -> ScrapeSummary:
     """Run the scrape into `out_dir` (images/, manifest.csv, failures.csv); see conf/prepare.yaml."""
+    check_scrape_settings(base_url, language, letters, born_after, died_before, movements, licenses, workers,
+                          max_bytes, manifest_save_every_s, http)
     scraper = _Scraper(Path(out_dir), WikiArtSite(base_url, language), HttpClient(**http), movements,
                        licenses, born_after, died_before, max_bytes, workers, manifest_save_every_s)
     return scraper.run(letters)

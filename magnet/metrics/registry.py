@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from magnet.errors import UserError
+from magnet.errors import ConfigError
 from magnet.registry import Registry
 
 
@@ -51,9 +51,10 @@ def parse_metric(name: str, default_num_gen: int) -> MetricSpec:
     """`fid50k_full` -> fid of 50,000 images against the full real set; errors name the known kinds."""
     match = _NAME.match(str(name))
     if match is None or match["kind"] not in METRICS:
-        raise UserError(f"unknown metric {name!r}: write a kind ({', '.join(METRICS.names())}), then optionally "
-                        "a count and _full, e.g. fid50k_full, kid10k, clip_fd")
+        raise ConfigError("names", name, f"metric names: a kind ({', '.join(METRICS.names())}), then optionally a "
+                                         "count and _full, e.g. fid50k_full, kid10k, clip_fd")
     num_gen = default_num_gen if match["count"] is None else int(match["count"]) * (1000 if match["k"] else 1)
     if num_gen < 2:
-        raise UserError(f"metric {name!r} asks for {num_gen} images; a distance needs at least 2")
+        raise ConfigError("names", name, f"metrics of at least 2 images (this one asks for {num_gen}): a distance "
+                                         "needs two")
     return MetricSpec(str(name), match["kind"], num_gen, match["full"] is not None)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from magnet.errors import UserError
+from magnet.checks import check_choice, check_file, check_float, check_int
+from magnet.errors import ConfigError, config_key
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -28,21 +29,24 @@ class MetricSettings:
     num_workers: int = 0            # image-loading processes for the real folder
 
     def __post_init__(self):
-        from magnet.metrics.registry import parse_metric  # the registry imports the metric files
+        from magnet.metrics.registry import METRICS, parse_metric  # the registry imports the metric files
 
         self.names = [self.names] if isinstance(self.names, str) else list(self.names)
         if not self.names:
-            raise UserError("names=[] lists no metric; give e.g. names=[fid10k_full]")
-        for name in self.names:
-            parse_metric(name, self.num_gen)
-        for key in ("num_gen", "batch_size", "kid_subsets", "kid_subset_size"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < (2 if key in ("num_gen", "kid_subset_size") else 1):
-                raise UserError(f"{key}={value!r} must be an integer of at least "
-                                f"{2 if key in ('num_gen', 'kid_subset_size') else 1}")
-        if self.size is not None and (not isinstance(self.size, int) or self.size < 8):
-            raise UserError(f"size={self.size!r} must be null (the generator's size) or at least 8 px")
-        if self.noise_mode not in NOISE_MODES:
-            raise UserError(f"noise_mode={self.noise_mode!r} is not one of {', '.join(NOISE_MODES)}")
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise UserError(f"num_workers={self.num_workers!r} must be 0 or more")
+            raise ConfigError("names", self.names, "a list of one or more metric names, e.g. [fid10k_full]")
+        check_int("num_gen", self.num_gen, at_least=2)  # a covariance needs two images
+        kinds = {parse_metric(name, self.num_gen).kind for name in self.names}
+        check_int("size", self.size, at_least=8, optional=True)  # px; None: the generator's size
+        check_int("batch_size", self.batch_size, at_least=1)
+        check_float("truncation_psi", self.truncation_psi)
+        check_choice("noise_mode", self.noise_mode, NOISE_MODES)
+        check_int("seed", self.seed, at_least=0)
+        check_int("kid_subsets", self.kid_subsets, at_least=1)
+        check_int("kid_subset_size", self.kid_subset_size, at_least=2)  # the unbiased MMD divides by m (m - 1)
+        check_file("inception_weights", self.inception_weights, optional=True, what="Inception weights file")
+        check_int("num_workers", self.num_workers, at_least=0)
+        if any(METRICS.get(kind).features == "clip" for kind in kinds):
+            from magnet.clip import check_clip
+
+            with config_key("clip"):
+                check_clip(self.clip.get("model_name"), self.clip.get("pretrained"))

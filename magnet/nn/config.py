@@ -4,8 +4,11 @@ and the loaders; the clamp changes no tensor shape, so two configs are the same 
 import math
 from dataclasses import asdict, dataclass
 
+from magnet.checks import check_choice, check_float, check_int
+
 ARCHS = ("swagan", "stylegan2")
 NETWORKS = ("generator", "discriminator")
+SIZES = tuple(2**i for i in range(5, 11))  # px: 32 to 1024
 
 
 @dataclass(frozen=True)
@@ -19,17 +22,11 @@ class NetworkConfig:
     conv_clamp: float | None = None  # clamp conv outputs to +-X (NVlabs' published models: 256); None: off
 
     def __post_init__(self):
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.size not in [2**i for i in range(5, 11)]:
-            raise ValueError(f"size must be a power of two from 32 to 1024, got {self.size!r}")
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("size", self.size, SIZES)
         for name in ("style_dim", "n_mlp", "channel_multiplier", "channel_max"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        clamp = self.conv_clamp
-        if clamp is not None and (isinstance(clamp, bool) or not isinstance(clamp, int | float) or not clamp > 0):
-            raise ValueError(f"conv_clamp must be a positive number or None, got {clamp!r}")
+            check_int(name, getattr(self, name), at_least=1)
+        check_float("conv_clamp", self.conv_clamp, above=0, optional=True)
 
     @property
     def wavelet(self) -> bool:

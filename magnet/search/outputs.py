@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, PngImagePlugin
 
-from magnet.errors import UserError
+from magnet.errors import MissingFileError, UserError
 from magnet.search.postprocess import auto_levels
 
 METADATA_KEY = "magnet"  # PNG text chunk holding the JSON recipe (prompt, seed, checkpoint, settings, latent)
@@ -40,11 +40,11 @@ def read_png_metadata(path) -> dict:
     """The JSON recipe stored by `save_png`; a clear error for a PNG that magnet did not write."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; give the path of a PNG written by generate.py")
+        raise MissingFileError(f"{path} does not exist; give the path of a PNG written by generate.py")
     with Image.open(path) as image:
         text = getattr(image, "text", {}).get(METADATA_KEY)
     if text is None:
-        raise ValueError(
+        raise UserError(
             f"{path} has no '{METADATA_KEY}' metadata; only PNGs written by generate.py carry one"
         )
     return json.loads(text)

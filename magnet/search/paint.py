@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from magnet.errors import UserError
+from magnet.checks import check_bool, check_float, check_int
+from magnet.errors import config_key
 from magnet.search.outputs import contact_sheet, save_png, write_gif, write_search_json
 from magnet.search.postprocess import auto_levels
 from magnet.search.prompts import prompt_label
@@ -36,12 +37,14 @@ class PaintSettings:
 
     def __post_init__(self):
         check_space(self.space)
+        check_float("truncation_psi", self.truncation_psi)
+        check_int("batch_size", self.batch_size, at_least=1)
+        check_int("thumb_size", self.thumb_size, at_least=8)  # px
+        check_bool("contact_sheets", self.contact_sheets)
+        check_bool("gif", self.gif)
         if isinstance(self.refine, dict):
-            self.refine = Refiner(**self.refine)
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise UserError(f"search.batch_size={self.batch_size!r} must be an integer of at least 1")
-        if not isinstance(self.thumb_size, int) or self.thumb_size < 8:
-            raise UserError(f"search.thumb_size={self.thumb_size!r} must be an integer of at least 8 (px)")
+            with config_key("refine"):
+                self.refine = Refiner(**self.refine)
 
 
 def paint(generator, objective, seed: int, out_dir, strategy, settings: PaintSettings, recipe: dict,

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from magnet.errors import MissingFileError, UserError
+
 
 @dataclass(frozen=True)
 class WeightedPrompt:
@@ -36,14 +38,14 @@ def parse_prompt(prompt: str | list[str] | tuple[str, ...], image_prompts=()) ->
     for spec in image_prompts or ():
         path, weight = _split_weight(str(spec))
         if not Path(path).is_file():
-            raise FileNotFoundError(f"image prompt {path!r} does not exist; give the path of an image file")
+            raise MissingFileError(f"image_prompts has {path!r}, which does not exist; give the path of an image file")
         parsed.append(WeightedPrompt(path, weight, is_image=True))
     if any(not p.text for p in parsed):
-        raise ValueError(f"prompt {prompt!r} has a part with a weight but no text; write e.g. 'blue:0.5'")
+        raise UserError(f"prompt {prompt!r} has a part with a weight but no text; write e.g. 'blue:0.5'")
     if not parsed:
-        raise ValueError(f"prompt {prompt!r} is empty; give a text such as prompt='orange triangles'")
+        raise UserError(f"prompt {prompt!r} is empty; give a text such as prompt='orange triangles'")
     if all(p.weight == 0 for p in parsed):
-        raise ValueError(f"prompt {prompt!r} has only zero weights; give at least one part a nonzero weight")
+        raise UserError(f"prompt {prompt!r} has only zero weights; give at least one part a nonzero weight")
     return parsed
 
 
@@ -93,17 +95,17 @@ def _open_rgb(path: str):
 def collect_prompts(prompt=None, prompts=None) -> list:
     """The prompts of one run: `prompt` (one prompt) or `prompts` (a list, or a text file, one per line)."""
     if (prompt is None) == (prompts is None):
-        raise ValueError("give exactly one of prompt='orange triangles' or prompts=[...] / prompts=file.txt")
+        raise UserError("give exactly one of prompt='orange triangles' or prompts=[...] / prompts=file.txt")
     if prompt is not None:
         return [prompt]
     if isinstance(prompts, str | Path):
         path = Path(prompts)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"prompts={prompts!r} is not a file; give a list or a text file, one prompt a line"
             )
         prompts = [line.strip() for line in path.read_text().splitlines()]
         prompts = [line for line in prompts if line and not line.startswith("#")]
     if not prompts:
-        raise ValueError("prompts is empty; give at least one prompt")
+        raise UserError("prompts is empty; give at least one prompt")
     return list(prompts)

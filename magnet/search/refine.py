@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from magnet.checks import check_float, check_int
+
 
 def cutouts(images: torch.Tensor, n: int, size: int, min_fraction: float, rng: torch.Generator):
     """n random square crops per image (side between min_fraction and 1 of the image), flipped at random
@@ -41,6 +43,14 @@ class Refiner:
     cut_min: float = 0.5  # smallest cutout side, as a fraction of the image side
     noise: float = 0.02  # std of the Gaussian noise added to the cutouts
     realism_weight: float = 0.0  # weight of the discriminator's non-saturating loss; needs a discriminator
+
+    def __post_init__(self):
+        check_int("steps", self.steps, at_least=0)
+        check_float("lr", self.lr, above=0)
+        check_int("num_cutouts", self.num_cutouts, at_least=1)
+        check_float("cut_min", self.cut_min, above=0, at_most=1)
+        check_float("noise", self.noise, at_least=0)
+        check_float("realism_weight", self.realism_weight, at_least=0)
 
     def run(self, space, objective, latent, rng: torch.Generator, discriminator=None, progress=None):
         """latent in `space` -> the best W+ latent (n_latent, style_dim) seen, the start included, on the CPU.

@@ -6,14 +6,13 @@ import math
 
 import torch
 
-from magnet.errors import UserError
+from magnet.checks import check_choice
 
 SPACES = ("z", "w", "w+")
 
 
 def check_space(name: str) -> None:
-    if name not in SPACES:
-        raise UserError(f"space={name!r} is not one of {', '.join(SPACES)}")
+    check_choice("space", name, SPACES)
 
 
 class LatentSpace:

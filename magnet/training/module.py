@@ -12,12 +12,35 @@ import torch
 import torch.distributed as dist
 
 from magnet.augment import AugmentPipe
-from magnet.errors import UserError
+from magnet.checks import check_choice, check_float, check_int
+from magnet.errors import ConfigError, UserError, config_key
 from magnet.nn import Discriminator, Generator, NetworkConfig, style_mix
 from magnet.nn.checkpoint import discriminator_from, generator_from, read_checkpoint
 from magnet.training.ema import ema_beta, make_ema, update_ema
 from magnet.training.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss, g_path_regularize
 from magnet.training.rng import capture_rng, offset_seeds, restore_rng
+
+
+def _check_settings(hp) -> None:
+    """Refuse bad training settings (`hp`: the GAN's hyperparameters) before any network is built."""
+    with config_key("network"):
+        NetworkConfig(**hp.network)
+    check_float("lr", hp.lr, above=0)
+    if not isinstance(hp.betas, list | tuple) or len(hp.betas) != 2:
+        raise ConfigError("betas", hp.betas, "two numbers [beta1, beta2] from 0 to below 1")
+    for i, beta in enumerate(hp.betas):
+        check_float(f"betas[{i}]", beta, at_least=0, below=1)
+    check_float("r1_gamma", hp.r1_gamma, at_least=0)
+    check_int("d_reg_every", hp.d_reg_every, at_least=1)
+    check_int("g_reg_every", hp.g_reg_every, at_least=1)
+    check_float("pl_weight", hp.pl_weight, at_least=0)
+    check_int("pl_batch_shrink", hp.pl_batch_shrink, at_least=1)
+    check_float("pl_decay", hp.pl_decay, at_least=0, at_most=1)
+    check_float("style_mixing", hp.style_mixing, at_least=0, at_most=1)
+    check_float("ema_kimg", hp.ema_kimg, at_least=0)
+    check_float("ema_rampup", hp.ema_rampup, above=0, optional=True)
+    check_choice("from_rgb_kernel", hp.from_rgb_kernel, (1, 3))
+    check_float("total_kimg", hp.total_kimg, above=0)
 
 
 def lazy_adam(params, lr: float, betas: tuple[float, float], interval: int) -> torch.optim.Adam:
@@ -48,6 +71,7 @@ class GAN(pl.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["augment"])
+        _check_settings(self.hparams)
         self.automatic_optimization = False
         self.config = NetworkConfig(**network)
         self.G = Generator(self.config)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from magnet.errors import UserError
+from magnet.checks import check_float, check_int
 from magnet.search.result import Generation
 from magnet.search.strategies.base import STRATEGIES, Strategy
 from magnet.search.strategies.genetic import select_elite
@@ -30,11 +30,10 @@ class CMAESSearch(Strategy):
     sigma: float = 0.5  # initial step, in units of the space's noise scale (1 = a Gaussian's std in z)
 
     def __post_init__(self):
-        if self.population < 2:
-            raise UserError(f"population={self.population} must be at least 2 for CMA-ES")
-        if self.num_initial_samples < 1 or self.generations < 0 or self.sigma <= 0:
-            raise UserError(f"num_initial_samples={self.num_initial_samples} (>= 1), generations="
-                            f"{self.generations} (>= 0) and sigma={self.sigma} (> 0) are out of range")
+        check_int("num_initial_samples", self.num_initial_samples, at_least=1)
+        check_int("population", self.population, at_least=2)  # the mean moves towards the better half
+        check_int("generations", self.generations, at_least=0)
+        check_float("sigma", self.sigma, above=0)
 
     def _constants(self, n: int) -> None:
         lam = self.population

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from magnet.checks import check_choice, check_float, check_int
 from magnet.errors import UserError
 from magnet.search.result import Generation
 from magnet.search.strategies.base import STRATEGIES, Strategy
@@ -66,14 +67,12 @@ class GeneticSearch(Strategy):
     mutation_amount: float = 0.25  # std of the Gaussian mutation, in units of the space's spread
 
     def __post_init__(self):
-        if self.crossover not in CROSSOVERS:
-            raise UserError(f"crossover={self.crossover!r} is not one of {', '.join(CROSSOVERS)}")
-        if not 1 <= self.num_parents <= self.num_initial_samples:
-            raise UserError(f"num_parents={self.num_parents} must be between 1 and num_initial_samples="
-                            f"{self.num_initial_samples}")
-        if self.generations < 0 or self.mutation_amount < 0:
-            raise UserError(f"generations={self.generations} and mutation_amount={self.mutation_amount} "
-                            "must be 0 or more")
+        check_int("num_initial_samples", self.num_initial_samples, at_least=1)
+        check_int("num_parents", self.num_parents, at_least=1, at_most=self.num_initial_samples)
+        check_int("generations", self.generations, at_least=0)
+        check_choice("crossover", self.crossover, CROSSOVERS)
+        check_float("recombination_amount", self.recombination_amount)
+        check_float("mutation_amount", self.mutation_amount, at_least=0)
 
     def start(self, space, rng):
         self._chosen: torch.Tensor | None = None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from magnet.errors import UserError
+from magnet.checks import check_int
+from magnet.errors import ConfigError
 from magnet.search.strategies.base import STRATEGIES, Strategy
 
 
@@ -17,6 +18,6 @@ class RandomSearch(Strategy):
     generations: int = 0
 
     def __post_init__(self):
-        if self.num_initial_samples < 1 or self.generations != 0:
-            raise UserError(f"random search takes num_initial_samples >= 1 (got {self.num_initial_samples}) "
-                            "and no generations")
+        check_int("num_initial_samples", self.num_initial_samples, at_least=1)
+        if self.generations != 0:
+            raise ConfigError("generations", self.generations, "0: a random search scores one round of samples")

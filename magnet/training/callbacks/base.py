@@ -6,7 +6,7 @@ import numpy as np
 import pytorch_lightning as pl
 from PIL import Image
 
-from magnet.errors import UserError
+from magnet.checks import check_float
 from magnet.training.rng import preserved_rng
 
 
@@ -24,10 +24,8 @@ class EveryKimg(pl.Callback):
     """
 
     def __init__(self, every_kimg: float, at_start: bool = False):
+        check_float("every_kimg", every_kimg, at_least=0.001)  # thousands of training images: one at least
         self.every_nimg = round(every_kimg * 1000)
-        if self.every_nimg < 1:
-            raise UserError(f"every_kimg={every_kimg} is under one training image: set it to 0.001 or more "
-                            "(thousands of training images between calls)")
         self.next_nimg = 0 if at_start else self.every_nimg
 
     def state_dict(self) -> dict:

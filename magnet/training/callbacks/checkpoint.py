@@ -6,6 +6,7 @@ from pathlib import Path
 from pytorch_lightning.callbacks import Checkpoint
 
 from magnet.atomic import atomic_path
+from magnet.checks import check_int
 
 from .base import EveryKimg, kimg_tag
 
@@ -20,6 +21,7 @@ class KimgCheckpoint(EveryKimg, Checkpoint):
 
     def __init__(self, dirpath: str, every_kimg: float = 200.0, keep: int | None = 3):
         super().__init__(every_kimg)
+        check_int("keep", keep, at_least=0, optional=True)
         self.dirpath, self.keep = Path(dirpath), keep
         self._saved_kimg: float | None = None
 

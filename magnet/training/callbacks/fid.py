@@ -13,7 +13,8 @@ from collections.abc import Mapping
 
 import torch
 
-from magnet.errors import UserError
+from magnet.checks import check_dir
+from magnet.errors import UserError, config_key
 from magnet.metrics import MetricSettings, MetricSuite
 from magnet.metrics.stats import real_images
 
@@ -30,8 +31,10 @@ class FIDCallback(EveryKimg):
     def __init__(self, every_kimg: float = 50.0, data_dir: str | None = None,
                  settings: MetricSettings | Mapping | None = None, networks: Mapping | None = None):
         super().__init__(every_kimg)
+        check_dir("data_dir", data_dir, optional=True, what="folder of images")
         if settings is None or isinstance(settings, Mapping):
-            settings = MetricSettings(**(settings or {}))
+            with config_key("settings"):
+                settings = MetricSettings(**(settings or {}))
         self.data_dir = data_dir
         self.suite = MetricSuite(settings, networks)
         self._folder, self._size = None, None  # set at fit start

@@ -3,6 +3,7 @@
 import torch
 from torchvision.utils import make_grid
 
+from magnet.checks import check_float, check_int
 from magnet.images import to_uint8
 
 from .base import EveryKimg, save_and_log_image
@@ -24,6 +25,9 @@ class SampleGrid(EveryKimg):
     def __init__(self, every_kimg: float = 50.0, num_images: int = 16, seed: int = 0,
                  truncation_psi: float = 1.0, dirname: str = "samples"):
         super().__init__(every_kimg, at_start=True)
+        check_int("num_images", num_images, at_least=1)
+        check_int("seed", seed, at_least=0)
+        check_float("truncation_psi", truncation_psi)
         self.num_images, self.seed, self.truncation_psi, self.dirname = num_images, seed, truncation_psi, dirname
 
     @torch.no_grad()

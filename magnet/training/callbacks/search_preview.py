@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from magnet.checks import check_float, check_int
+from magnet.errors import config_key
 from magnet.search import ClipObjective, GeneticSearch, LatentSpace, auto_levels, parse_prompt, run_search
 from magnet.search.paint import slug
 from magnet.search.space import check_space
@@ -34,10 +36,17 @@ class SearchPreview(EveryKimg):
     ):
         super().__init__(every_kimg)
         self.prompts = [str(p) for p in prompts]
-        for prompt in self.prompts:  # a bad prompt fails at start-up, not hours into training
+        for prompt in self.prompts:  # a bad setting fails at start-up, not hours into training
             parse_prompt(prompt)
         check_space(space)
+        check_float("truncation_psi", truncation_psi)
+        check_int("seed", seed, at_least=0)
+        check_int("batch_size", batch_size, at_least=1)
         self.clip = dict(clip or {"model_name": "ViT-B-32", "pretrained": "openai"})
+        from magnet.clip import check_clip
+
+        with config_key("clip"):
+            check_clip(self.clip.get("model_name"), self.clip.get("pretrained"))
         self.space, self.truncation_psi, self.seed = space, float(truncation_psi), int(seed)
         self.batch_size = batch_size
         self.strategy = strategy if strategy is not None else GeneticSearch(num_initial_samples=32, generations=3)
