@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) train.py experiment=met_cpu
 
+# Two test processes of one thread each keep both cores busy without oversubscribing them.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_networks.py
