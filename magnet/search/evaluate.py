@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from magnet.errors import UserError
+from magnet.checks import check_int
 from magnet.images import to_uint8
 
 
@@ -25,8 +25,7 @@ class Evaluator:
     """Scores latents of a `LatentSpace` with an objective, `batch_size` renders at a time; counts renders."""
 
     def __init__(self, space, objective, batch_size: int = 20, thumb_size: int = 128, progress=None):
-        if batch_size < 1:
-            raise UserError(f"batch_size={batch_size} must be at least 1")
+        check_int("batch_size", batch_size, at_least=1)
         self.space = space
         self.objective = objective
         self.batch_size = batch_size
