@@ -45,6 +45,7 @@ class Reply:
     cut_after: int | None = None  # close the connection after this many body bytes (Content-Length stays full)
     trickle: float = 0.0  # send the body one byte at a time, this many seconds apart ...
     trickle_head: bool = False  # ... and the status line and headers too
+    hang_up: bool = False  # close the connection after the reply without saying so (no "Connection: close")
 
 
 @dataclass
@@ -115,6 +116,7 @@ class FakeWikiArt:
             if reply.cut_after is not None:
                 handler.close_connection = True
                 return
+            handler.close_connection = handler.close_connection or reply.hang_up
             hit.completed = True
         except (BrokenPipeError, ConnectionResetError):
             pass
