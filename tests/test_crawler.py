@@ -215,3 +215,14 @@ def test_a_site_whose_robots_txt_cannot_be_read_stops_the_scrape_on_one_line(sit
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert lines[-1].startswith(f"error: {dead}/robots.txt cannot be read (") and "Connection refused" in lines[-1]
+
+
+@pytest.mark.parametrize(("rule", "n", "interval"), [("Request-rate: 5/1", 4, 0.2), ("Crawl-delay: 1", 2, 1.0)])
+def test_robots_txt_pace_slows_the_shared_pace(site, rule, n, interval):
+    site.add("/robots.txt", Reply(body=f"User-agent: magnet-scraper\n{rule}\n".encode(), content_type="text/plain"))
+    urls = [site.add(f"/slow/{i}", Reply(body=b"<p>ok</p>")) for i in range(n)]
+    polite = client(obey_robots_txt=True, requests_per_second=None)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(polite.get_text, urls))
+    starts = sorted(h.time for h in site.hits if h.path != "/robots.txt")
+    assert starts[-1] - starts[0] >= (n - 1) * interval * 0.95

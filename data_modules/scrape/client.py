@@ -113,6 +113,11 @@ class RateLimiter:
         with self._lock:
             self._next = max(self._next, time.monotonic() + seconds)
 
+    def slow_to(self, interval: float) -> None:
+        """At least `interval` seconds between request starts from now on."""
+        with self._lock:
+            self.interval = max(self.interval, interval)
+
 
 class HttpClient:
     """GET pages and files with a User-Agent, a shared rate, retries on transient failures and size caps,
@@ -150,7 +155,7 @@ class HttpClient:
         self.max_page_bytes = max_page_bytes
         self.limiter = RateLimiter(requests_per_second)
         self.pool = ConnectionPool()
-        self.robots = Robots(self.headers["User-Agent"], self._robots_txt) if obey_robots_txt else None
+        self.robots = Robots(self.headers["User-Agent"], self._robots_txt, self._pace) if obey_robots_txt else None
 
     def close(self) -> None:
         """Close the idle connections."""
@@ -174,6 +179,12 @@ class HttpClient:
 
     def _robots_txt(self, url: str) -> str:
         return self._with_retries(url, self._read_text, ask_robots=False)
+
+    def _pace(self, robots_url: str, seconds: float) -> None:
+        """A site's robots.txt asks for `seconds` between requests: the shared pace follows it (for every site)."""
+        if seconds > self.limiter.interval:
+            log.warning("%s asks for %gs between requests: pacing every request to that", robots_url, seconds)
+            self.limiter.slow_to(seconds)
 
     def download(self, url: str, dest: Path, max_bytes: int) -> Download:
         """Stream `url` into `dest` (created or overwritten), refusing non-images and bodies over `max_bytes`."""

@@ -1,7 +1,8 @@
 """robots.txt, read once per site (scheme, host, port) and asked before every request (RFC 9309).
 
 A robots.txt that is missing (404, any 4xx) allows everything; 401/403 forbid everything, as
-`urllib.robotparser` reads them. One that cannot be read at all (no connection, 5xx after the retries) is
+`urllib.robotparser` reads them; a Crawl-delay or Request-rate for us is handed to `on_pace` (seconds between
+requests). One that cannot be read at all (no connection, 5xx after the retries) is
 an error for every URL of that site, remembered so the site is not asked again.
 """
 
@@ -22,9 +23,10 @@ class Disallowed(FetchError):
 class Robots:
     """The robots.txt rules of every site asked about, fetched with `fetch(url) -> text` on first use."""
 
-    def __init__(self, user_agent: str, fetch: Callable[[str], str]):
+    def __init__(self, user_agent: str, fetch: Callable[[str], str], on_pace: Callable[[str, float], None]):
         self.user_agent = user_agent
         self._fetch = fetch
+        self._on_pace = on_pace
         self._rules: dict[str, RobotFileParser | FetchError] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -58,6 +60,10 @@ class Robots:
                 rules.allow_all = True
             else:
                 return e
+        rate = rules.request_rate(self.user_agent)
+        pace = max(rules.crawl_delay(self.user_agent) or 0, rate.seconds / rate.requests if rate else 0)
+        if pace:
+            self._on_pace(site, pace)
         return rules
 
 
