@@ -171,7 +171,7 @@ class _Scraper:
     def _read_artist(self, artist: ArtistEntry) -> _Artist | None:
         movements = self.site.movements(self.client, artist)
         if movements is None or self._modern(movements):
-            return _Artist(artist, movements and tuple(movements))
+            return _Artist(artist, None if movements is None else tuple(movements))
         return None
 
     def _modern(self, movements: Iterable[str]) -> bool:

@@ -103,6 +103,7 @@ class ConnectionPool:
     def take(self, origin: tuple[str, str], deadline: Deadline,
              fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
         """A connected connection to `origin` and whether it was used before (`fresh`: never an idle one)."""
+        timeout = deadline.remaining()
         while not fresh:
             with self._lock:
                 idle = self._idle.get(origin)
@@ -112,11 +113,11 @@ class ConnectionPool:
             if _dropped(connection):  # the server closed it while it sat idle
                 connection.close()
                 continue
-            connection.sock.settimeout(deadline.remaining())
+            connection.sock.settimeout(timeout)
             return connection, True
         scheme, netloc = origin
         kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-        connection = kind(netloc, timeout=deadline.remaining())
+        connection = kind(netloc, timeout=timeout)
         try:
             connection.connect()
         except BaseException:
