@@ -71,6 +71,7 @@ class FakeWikiArt:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive unless a reply closes
+            disable_nagle_algorithm = True  # as real servers do: a reply is not held back waiting for an ACK
 
             def setup(self):
                 super().setup()
