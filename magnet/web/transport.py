@@ -217,14 +217,16 @@ def _get(url: str, headers: Mapping[str, str], deadline: Deadline, pool: Connect
             raise
         except OSError as e:  # unknown host, no route, TLS refused: not worth one
             raise FetchError(url, f"cannot connect ({e})") from None
+        sock = connection.sock  # http.client drops it on a ConnectionError
         try:
-            deadline.watch(connection.sock)
+            deadline.watch(sock)
             connection.request("GET", target, headers=dict(headers))
             return origin, connection, connection.getresponse()
         except ConnectionError:
-            connection.close()
-            if not reused or deadline.expired:
+            if not reused or not deadline.release(sock):
+                connection.close()
                 raise
+            connection.close()
             fresh = True  # a kept connection the server had just closed: once more on a new one
         except BaseException:
             connection.close()
