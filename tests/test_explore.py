@@ -407,3 +407,18 @@ def test_a_context_writes_the_checkpoint_identity_into_recipes(ckpts, generator,
     context = ExploreContext(generator, tmp_path, str(ckpts / "a.pt"))
     assert context.recipe() == {"checkpoint": str((ckpts / "a.pt").resolve()),
                                 "checkpoint_sha256": checkpoint_sha256(ckpts / "a.pt")}
+
+
+def test_from_png_takes_a_copy_of_the_checkpoint_and_refuses_another_one(painted, ckpts, tmp_path):
+    copy = tmp_path / "copy_of_a.pt"
+    copy.write_bytes((ckpts / "a.pt").read_bytes())
+
+    def from_png(ckpt):
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("generate", overrides=[f"from_png={painted[1]}", f"ckpt_path={ckpt}",
+                                                 f"output_dir={tmp_path / 'again'}"])
+        return generate(cfg)[0]
+
+    np.testing.assert_array_equal(np.asarray(Image.open(from_png(copy))), np.asarray(Image.open(painted[1])))
+    with pytest.raises(UserError, match=r"painted with another checkpoint .* give ckpt_path= the checkpoint it was"):
+        from_png(ckpts / "b.pt")
