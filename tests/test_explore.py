@@ -279,6 +279,10 @@ def test_sefa_directions_are_cached_per_checkpoint_file(generator, ckpts, tmp_pa
     monkeypatch.setattr("magnet.explore.sefa.closed_form_directions", lambda g: pytest.fail("computed again"))
     again = cached_directions(generator, ckpts / "a.pt", tmp_path)
     torch.testing.assert_close(again, first)
+    cached.write_bytes(b"cut short")  # a broken cache file is computed again
+    monkeypatch.undo()
+    torch.testing.assert_close(cached_directions(generator, ckpts / "a.pt", tmp_path), first)
+    assert torch.load(cached, weights_only=True)["directions"].shape == (16, 16)
 
 
 def test_sefa_grid_rows_move_along_each_direction(generator):
@@ -349,7 +353,7 @@ def bad_files(tmp_path_factory, painted, ckpts):
 @pytest.mark.parametrize("case", [
     "no_metadata", "unreadable", "missing", "other_ckpt", "ckpt_gone", "other_shape", "mixed_ckpts", "seed_negative",
     "seed_huge", "layers_beyond", "range_absent", "top_k", "direction", "one_latent", "z_walk_of_w_plus",
-    "odd_size", "search_missing",
+    "odd_size", "search_missing", "required",
 ])
 def test_bad_input_is_one_clear_line(case, bad_files, painted, ckpts, tmp_path):
     a, b = f"ckpt_path={ckpts / 'a.pt'}", f"ckpt_path={ckpts / 'b.pt'}"
@@ -386,6 +390,7 @@ def test_bad_input_is_one_clear_line(case, bad_files, painted, ckpts, tmp_path):
         "odd_size": (["walk", "explore.seeds=[1,2]", "explore.size=33"], ConfigError,
                      "explore.size=33: must be null or an even integer >= 16"),
         "search_missing": (["search", f"explore.search={tmp_path}"], UserError, "search.json does not exist"),
+        "required": (["edit"], UserError, "explore.painting not set: give explore.painting=..."),
     }
     (tool, *overrides), error, message = cases[case]
     with pytest.raises(error) as caught:

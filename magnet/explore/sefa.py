@@ -5,6 +5,7 @@ largest eigenvalue first. Moving w along one changes the styles most per unit of
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,10 +48,12 @@ def closed_form_directions(generator) -> tuple[torch.Tensor, torch.Tensor]:
 def cached_directions(generator, ckpt_path, cache_dir) -> tuple[torch.Tensor, torch.Tensor]:
     """`closed_form_directions` of a checkpoint's generator, computed once per file (by its SHA-256)."""
     path = Path(cache_dir).expanduser() / f"sefa-v{CACHE_VERSION}-{checkpoint_sha256(ckpt_path)[:24]}.pt"
-    if path.is_file():
+    try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved["directions"].shape[1] == generator.style_dim:
+        if saved["directions"].shape == (generator.style_dim, generator.style_dim):
             return saved["eigenvalues"], saved["directions"]
+    except (OSError, RuntimeError, EOFError, KeyError, TypeError, AttributeError, pickle.UnpicklingError):
+        pass  # none yet, or a broken one (a killed writer of another version): computed again below
     eigenvalues, directions = closed_form_directions(generator)
     with atomic_path(path) as tmp:
         torch.save({"eigenvalues": eigenvalues, "directions": directions}, tmp)
