@@ -380,7 +380,7 @@ def test_bad_input_is_one_clear_line(case, bad_files, painted, ckpts, tmp_path):
                           "explore.layers=[2, 9]: must be W+ indices within 0..5"),
         "range_absent": (["mixing", "explore.layers=fine", a], ConfigError,
                          "explore.layers='fine': must be a range this 32 px generator has"),
-        "top_k": (["sefa", "explore.top_k=17", a], ConfigError, "explore.top_k=17: must be at most 16"),
+        "top_k": (["sefa", "explore.top_k=17", a], ConfigError, "explore.top_k=17: must be an integer >= 1 and <= 16"),
         "direction": (["edit", f"explore.painting={painted[0]}", "explore.direction=16",
                        f"explore.cache_dir={tmp_path}"], ConfigError,
                       "explore.direction=16: must be an integer >= 0 and <= 15"),

@@ -15,7 +15,6 @@ from PIL import Image
 
 from magnet.atomic import atomic_path
 from magnet.checks import check_choice, check_file, check_float, check_int, check_text
-from magnet.errors import ConfigError
 from magnet.explore.context import ExploreContext, Tool
 from magnet.explore.grid import GridLayout, caption, labelled_grid
 from magnet.explore.layers import check_layers, check_ranges, describe_span, layer_span
@@ -76,7 +75,7 @@ def sefa_grid(generator, ws: torch.Tensor, directions: torch.Tensor, eigenvalues
               amount: float = 3.0, steps: int = 7, span: tuple[int, int] | None = None, size: int | None = None,
               levels: bool = False, batch_size: int = 8, progress=None) -> tuple[Image.Image, GridLayout]:
     """Row k: `ws` moved along direction k by `steps` amounts from -amount to +amount (the middle one: 0)."""
-    check_direction("top_k", top_k - 1, directions)
+    check_int("top_k", top_k, at_least=1, at_most=len(directions))
     first, last = span or (0, generator.n_latent - 1)
     amounts = np.linspace(-amount, amount, steps).tolist()
     moved = torch.cat([move(ws.cpu(), directions[k], amounts, first, last) for k in range(top_k)])
@@ -91,7 +90,7 @@ def sefa_frames(generator, ws: torch.Tensor, directions: torch.Tensor, top_k: in
                 frames_per_direction: int = 48, span: tuple[int, int] | None = None, size: int | None = None,
                 levels: bool = False, batch_size: int = 8, progress=None):
     """Video frames: for each of the top k directions, 0 -> +amount -> -amount -> 0 along it, captioned."""
-    check_direction("top_k", top_k - 1, directions)
+    check_int("top_k", top_k, at_least=1, at_most=len(directions))
     first, last = span or (0, generator.n_latent - 1)
     phase = np.arange(frames_per_direction) / frames_per_direction
     amounts = (amount * np.sin(2 * np.pi * phase)).tolist()
@@ -148,8 +147,6 @@ class SefaSettings(Tool):
 
     def run(self, context: ExploreContext) -> Path:
         generator = context.generator
-        if self.top_k > generator.style_dim:
-            raise ConfigError("top_k", self.top_k, f"at most {generator.style_dim} (the generator's style_dim)")
         span = layer_span(generator, self.layers, self.ranges)
         eigenvalues, directions = cached_directions(generator, context.ckpt_path, self.cache_dir)
         ws, _, _ = source_ws(generator, self.source)

@@ -65,10 +65,10 @@ def walk_latents(keyframes: torch.Tensor, num_frames: int, space: str = "z", loo
 def walk_frames(generator, latents: torch.Tensor, space: str, truncation_psi: float = 1.0, size: int | None = None,
                 levels: bool = False, batch_size: int = 8, progress=None) -> Iterator[np.ndarray]:
     """Frames (size, size, 3) uint8 of walk latents: z (F, D) mapped with psi, or W+ (F, n_latent, D)."""
+    ws = latents
     if space == "z":
-        ws = torch.cat([LatentSpace(generator, "z", truncation_psi).to_ws(z).cpu() for z in latents.split(256)])
-    else:
-        ws = latents
+        with torch.no_grad():
+            ws = torch.cat([LatentSpace(generator, "z", truncation_psi).to_ws(z).cpu() for z in latents.split(256)])
     for image in synthesize(generator, ws, batch_size, progress):
         yield to_frame(image, size, levels)
 
@@ -126,6 +126,7 @@ class WalkSettings(Tool):
     def inputs(self) -> list[Path]:
         return painting_paths(self.paintings)
 
+    @torch.no_grad()
     def keyframes(self, generator) -> tuple[torch.Tensor, str, float]:
         """(keyframes, space, psi): z (K, D) when every keyframe is a plain z of one psi, else W+ (K, L, D)."""
         paintings = [read_painting(p) for p in self.paintings]
