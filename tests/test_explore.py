@@ -45,6 +45,13 @@ SEARCH = ["clip.model_name=ViT-S-32-alt", "clip.pretrained=null", "search.strate
           "search.thumb_size=16", "output.contact_sheets=false"]
 
 
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """magnet's cache (SeFa directions) in a fresh folder, never the user's."""
+    monkeypatch.setenv("MAGNET_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def tiny_generator(seed: int, style_dim: int = 16):
     torch.manual_seed(seed)
     return build_generator("swagan", size=32, style_dim=style_dim, n_mlp=2, channel_multiplier=1, channel_max=16)
@@ -273,15 +280,15 @@ def test_sefa_directions_are_orthonormal_eigenvectors_of_the_modulation_weights(
 
 
 def test_sefa_directions_are_cached_per_checkpoint_file(generator, ckpts, tmp_path, monkeypatch):
-    first = cached_directions(generator, ckpts / "a.pt", tmp_path)
-    [cached] = list(tmp_path.iterdir())
+    first = cached_directions(generator, ckpts / "a.pt", tmp_path / "d")
+    [cached] = list((tmp_path / "d").iterdir())
     assert checkpoint_sha256(ckpts / "a.pt")[:24] in cached.name
-    monkeypatch.setattr("magnet.explore.sefa.closed_form_directions", lambda g: pytest.fail("computed again"))
-    again = cached_directions(generator, ckpts / "a.pt", tmp_path)
+    with monkeypatch.context() as patched:
+        patched.setattr("magnet.explore.sefa.closed_form_directions", lambda g: pytest.fail("computed again"))
+        again = cached_directions(generator, ckpts / "a.pt", tmp_path / "d")
     torch.testing.assert_close(again, first)
     cached.write_bytes(b"cut short")  # a broken cache file is computed again
-    monkeypatch.undo()
-    torch.testing.assert_close(cached_directions(generator, ckpts / "a.pt", tmp_path), first)
+    torch.testing.assert_close(cached_directions(generator, ckpts / "a.pt", tmp_path / "d"), first)
     assert torch.load(cached, weights_only=True)["directions"].shape == (16, 16)
 
 
@@ -294,9 +301,9 @@ def test_sefa_grid_rows_move_along_each_direction(generator):
             close(cell(grid, layout, k, j), synth(generator, (ws + amount * directions[k])[None])[0])
 
 
-def test_an_edit_is_saved_with_its_recipe_and_generate_renders_it_again(painted, ckpts, generator, tmp_path):
+def test_an_edit_is_saved_with_its_recipe_and_generate_renders_it_again(painted, ckpts, generator, tmp_path, cache):
     path = run_explore("edit", f"explore.painting={painted[0]}", "explore.direction=1", "explore.amount=-2.5",
-                       "explore.layers=coarse", f"explore.cache_dir={tmp_path / 'cache'}", out=tmp_path / "edit")
+                       "explore.layers=coarse", f"explore.cache_dir={tmp_path / 'edit_cache'}", out=tmp_path / "edit")
     meta = read_png_metadata(path)
     [edit] = meta["edits"]
     assert edit["index"] == 1 and edit["amount"] == -2.5 and edit["layers"] == [0, 1] and "score" not in meta
@@ -314,7 +321,8 @@ def test_an_edit_is_saved_with_its_recipe_and_generate_renders_it_again(painted,
         again = generate(compose("generate", overrides=[f"from_png={path}", f"output_dir={tmp_path / 'again'}"]))[0]
     np.testing.assert_array_equal(np.asarray(Image.open(again)), edited)
     twice = run_explore("edit", f"explore.painting={path}", "explore.direction=0", "explore.amount=1",
-                        f"explore.cache_dir={tmp_path / 'cache'}", out=tmp_path / "twice")
+                        out=tmp_path / "twice")
+    assert list((cache / "sefa").glob("sefa-*.pt"))  # in $MAGNET_CACHE/sefa
     assert [e["index"] for e in read_png_metadata(twice)["edits"]] == [1, 0]
 
 
