@@ -361,7 +361,7 @@ def bad_files(tmp_path_factory, painted, ckpts):
 @pytest.mark.parametrize("case", [
     "no_metadata", "unreadable", "missing", "other_ckpt", "ckpt_gone", "other_shape", "mixed_ckpts", "seed_negative",
     "seed_huge", "layers_beyond", "range_absent", "top_k", "direction", "one_latent", "z_walk_of_w_plus",
-    "odd_size", "search_missing", "required",
+    "odd_size", "search_missing", "required", "psi_range", "steps",
 ])
 def test_bad_input_is_one_clear_line(case, bad_files, painted, ckpts, tmp_path):
     a, b = f"ckpt_path={ckpts / 'a.pt'}", f"ckpt_path={ckpts / 'b.pt'}"
@@ -399,6 +399,9 @@ def test_bad_input_is_one_clear_line(case, bad_files, painted, ckpts, tmp_path):
                      "explore.size=33: must be null or an even integer >= 16"),
         "search_missing": (["search", f"explore.search={tmp_path}"], UserError, "search.json does not exist"),
         "required": (["edit"], UserError, "explore.painting not set: give explore.painting=..."),
+        "psi_range": (["truncation", "explore.psis=[0,5]"], ConfigError,
+                      "explore.psis[1]=5: must be a number >= -2 and <= 3"),
+        "steps": (["sefa", "explore.steps=1"], ConfigError, "explore.steps=1: must be an integer >= 2"),
     }
     (tool, *overrides), error, message = cases[case]
     with pytest.raises(error) as caught:
