@@ -1,7 +1,7 @@
 """The studio's page: Gradio layout and wiring only; every action is a StudioSession method.
 
 Each browser session gets its own StudioSession (gr.State) and folder; a failed action shows its message
-in the page and leaves the session as it was.
+in the page and leaves the page and the session as they were.
 """
 
 from __future__ import annotations
@@ -25,35 +25,32 @@ THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                           font_mono=["ui-monospace", "monospace"])
 
 
-def _message(err: Exception) -> gr.Error:
+def _warn(err: Exception) -> dict:
+    """Show what went wrong as a message in the page and leave every output as it was."""
     user_error = find_user_error(err)
     if user_error is None:
         log.exception("studio request failed")
-        return gr.Error(f"{type(err).__name__}: {err}")
-    return gr.Error(str(user_error))
+    gr.Warning(str(user_error) if user_error is not None else f"{type(err).__name__}: {err}", duration=20)
+    return gr.skip()
 
 
 def shows_errors(fn):
-    """Any exception of a handler (or of a streaming handler's generator) becomes a message in the page."""
+    """A handler (or a streaming handler's generator) whose failure becomes a message in the page."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def stream(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except gr.Error:
-                raise
             except Exception as err:
-                raise _message(err) from err
+                yield _warn(err)
         return stream
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
         except Exception as err:
-            raise _message(err) from err
+            return _warn(err)
     return call
 
 
