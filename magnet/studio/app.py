@@ -55,14 +55,14 @@ def shows_errors(fn):
 
 
 def gallery_items(session: StudioSession) -> list:
-    """The current generation's thumbnails, captioned with index, score, and parent / picked marks."""
+    """The current generation's thumbnails captioned with index and score; ◆ a parent carried over, ★ picked."""
     if session.current < 0:
         return []
     generation = session.entry.generation
     items = []
     for i, (thumb, score) in enumerate(zip(generation.thumbnails, generation.scores)):
-        marks = (" parent" if i < generation.num_parents else "") + (" ★picked" if i in session.chosen else "")
-        items.append((thumb.permute(1, 2, 0).numpy(), f"{i}: {float(score):+.4f}{marks}"))
+        marks = (" ◆" if i < generation.num_parents else "") + (" ★" if i in session.chosen else "")
+        items.append((thumb.permute(1, 2, 0).numpy(), f"{i}: {float(score):+.3f}{marks}"))
     return items
 
 
@@ -189,7 +189,8 @@ def build_app(models: SharedModels, settings: StudioSettings, sessions_dir, runs
             run = gr.Button("search", variant="primary", elem_id="search")
             stop = gr.Button("stop", elem_id="stop")
         status = gr.Markdown("no generation yet", elem_id="status")
-        gallery = gr.Gallery(label="current generation: click paintings to pick them as parents", columns=8,
+        gallery = gr.Gallery(label="current generation: click paintings to pick them as parents "
+                                   "(★ picked, ◆ parents of this one)", columns=8,
                              allow_preview=False, object_fit="contain", format="png", elem_id="gallery")
         parents = gr.Markdown(elem_id="parents")
         with gr.Row():
