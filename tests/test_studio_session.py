@@ -125,6 +125,12 @@ def test_a_checkpoint_or_session_that_runs_code_is_refused_and_the_session_keeps
     with pytest.raises(UserError, match="not a studio session file"):
         searched.open(evil)
     assert not marker.exists() and searched.model == model and searched.history == history
+    remote = torch.load(searched.save("remote"), weights_only=True)
+    remote["history"][0]["model"] = "https://example.com/evil.pt"  # a session file naming a URL: no download
+    torch.save(remote, tmp_path / "remote.pt")
+    with pytest.raises(UserError, match="local files only"):
+        searched.open(tmp_path / "remote.pt")
+    assert searched.history == history
 
 
 def test_bad_requests_are_refused_in_words_and_change_nothing(searched, tmp_path):

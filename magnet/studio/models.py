@@ -32,7 +32,6 @@ def model_choices(runs_dir) -> list[str]:
 def page_reference(text: str, runs_dir) -> str:
     """A model given in the page as a checkpoint reference: a published name, the last run, or a local file.
 
-    URLs and hf:// are refused: a page must not make the server download what a visitor names.
     """
     text = (text or "").strip()
     if not text:
@@ -42,10 +41,15 @@ def page_reference(text: str, runs_dir) -> str:
         if path is None:
             raise UserError(f"no training run with a last.ckpt under {runs_dir}; train one or give a checkpoint file")
         return str(path)
-    if text.startswith((HUB_PREFIX, *WEB)):
-        raise UserError(f"{text}: the studio loads published models by name and local files only; download it "
+    return local_reference(text)
+
+
+def local_reference(ref: str) -> str:
+    """`ref` unless it is a URL or hf://: what a visitor names must not make the server download anything."""
+    if str(ref).startswith((HUB_PREFIX, *WEB)):
+        raise UserError(f"{ref}: the studio loads published models by name and local files only; download it "
                         "and give its path")
-    return text
+    return ref
 
 
 class SharedModels:

@@ -27,6 +27,7 @@ from magnet.search.result import Generation
 from magnet.search.run import search_generations
 from magnet.search.space import LatentSpace, check_space
 from magnet.search.strategies import build_strategy
+from magnet.studio.models import local_reference
 
 SESSION_FILE = "session.pt"
 IMAGE_PROMPT = "image_prompt.png"
@@ -225,7 +226,7 @@ class StudioSession:
         objective = self.objective(entry.prompt)
         latent = generation.latents[index]
         score = float(generation.scores[index])
-        if psi != entry.truncation_psi or refine_steps:
+        if psi != entry.truncation_psi:  # the score found was for another image
             with torch.no_grad():
                 score = float(objective(space.render_one(latent)[None].to(space.device)))
         space, latent, image, score = finish(space, objective, latent, score, Refiner(steps=int(refine_steps)),
@@ -270,4 +271,6 @@ class StudioSession:
             model, clip_key, current = state["model"], tuple(state["clip"]), int(state["current"])
         except Exception as err:  # any file that is not one: torch's reader and the fields fail in many ways
             raise UserError(f"{path.name} is not a studio session file ({err}); give one saved by the studio") from err
+        for ref in {model, *(e.model for e in history)}:
+            local_reference(ref)
         self.history, self.model, self.clip_key, self.current, self.chosen = history, model, clip_key, current, []
