@@ -145,7 +145,7 @@ class StudioSession:
             raise UserError(f"unknown strategy {strategy!r}; known: {', '.join(self.settings.strategies)}")
         objective = self.objective(prompt, image_weight)
         options = dict(self.settings.strategies[strategy])
-        if generations is not None and "generations" in options and strategy != "random":
+        if generations is not None and "generations" in options:  # random search has one round only
             options["generations"] = int(generations)
         searcher = build_strategy(strategy, **options)
         space = self._space(self.model, self.settings.space, self.settings.truncation_psi)
