@@ -47,6 +47,25 @@ class PaintSettings:
                 self.refine = Refiner(**self.refine)
 
 
+def finish(space, objective, latent, score: float, refiner: Refiner, seed: int, discriminator=None, progress=None):
+    """A found latent as a painting: refined in W+ when `refiner.steps` > 0 -> (space, latent, image, score)."""
+    if refiner.steps > 0:
+        rng = torch.Generator().manual_seed(int(seed))
+        latent = refiner.run(space, objective, latent, rng, discriminator, progress)
+        space = LatentSpace(space.generator, "w+", space.truncation_psi)  # refinement moves in W+
+    image = space.render_one(latent)
+    if refiner.steps > 0:  # the search's score was for the unrefined latent
+        with torch.no_grad():
+            score = float(objective(image[None].to(space.device)))
+    return space, latent, image, score
+
+
+def painting_metadata(recipe: dict, prompt: str, seed: int, score: float, space, latent) -> dict:
+    """What a painting.png carries so that `generate.py from_png=` renders it again from the file alone."""
+    return {**recipe, "prompt": prompt, "seed": int(seed), "score": float(score), "space": space.name,
+            "truncation_psi": space.truncation_psi, "latent": torch.as_tensor(latent).tolist()}
+
+
 def paint(generator, objective, seed: int, out_dir, strategy, settings: PaintSettings, recipe: dict,
           discriminator=None, progress=None) -> Path:
     """Search for `objective` (a ClipObjective) with `seed`; write painting.png (+ sheets, search.json, GIF).
@@ -56,21 +75,11 @@ def paint(generator, objective, seed: int, out_dir, strategy, settings: PaintSet
     """
     space = LatentSpace(generator, settings.space, settings.truncation_psi)
     result = run_search(strategy, space, objective, seed, settings.batch_size, settings.thumb_size, progress)
-    latent, score = result.best_latent, result.best_score
-    if settings.refine.steps > 0:
-        rng = torch.Generator().manual_seed(int(seed))
-        latent = settings.refine.run(space, objective, latent, rng, discriminator, progress)
-        space = LatentSpace(generator, "w+", settings.truncation_psi)  # refinement moves in W+
-    image = space.render_one(latent)
-    if settings.refine.steps > 0:  # the search's score was for the unrefined latent
-        with torch.no_grad():
-            score = float(objective(image[None].to(space.device)))
-
+    space, latent, image, score = finish(space, objective, result.best_latent, result.best_score, settings.refine,
+                                         seed, discriminator, progress)
     out_dir = Path(out_dir)  # save_png makes it: nothing is written for a painting it refuses
     label = prompt_label(objective.prompts)
-    metadata = {**recipe, "prompt": label, "seed": int(seed), "score": score, "space": space.name,
-                "truncation_psi": settings.truncation_psi, "latent": latent.tolist()}
-    path = save_png(out_dir / "painting.png", image, metadata)
+    path = save_png(out_dir / "painting.png", image, painting_metadata(recipe, label, seed, score, space, latent))
     write_search_json(out_dir / "search.json", {**recipe, "prompt": label, "seed": int(seed)}, result)
     if settings.contact_sheets:
         for g, generation in enumerate(result.generations):
