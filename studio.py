@@ -18,7 +18,7 @@ from magnet.entrypoints import instantiate, pick_device, settings_of  # noqa: E4
 from magnet.errors import config_key, exit_on_user_error  # noqa: E402
 from magnet.search.breeding import Breeding  # noqa: E402
 from magnet.studio.models import SharedModels  # noqa: E402
-from magnet.studio.session import StudioSettings  # noqa: E402
+from magnet.studio.session import ExploreSettings, StudioSettings  # noqa: E402
 
 
 def studio_settings(cfg: DictConfig) -> StudioSettings:
@@ -29,12 +29,14 @@ def studio_settings(cfg: DictConfig) -> StudioSettings:
         strategies[name] = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k != "_target_"}
     with settings_of(cfg, "breeding"):
         breeding = Breeding(**OmegaConf.to_container(cfg.breeding, resolve=True))
+    with settings_of(cfg, "explore"):
+        explore = ExploreSettings(**OmegaConf.to_container(cfg.explore, resolve=True))
     search = OmegaConf.to_container(cfg.search, resolve=True)
     check_int("max_upload_mb", cfg.max_upload_mb, at_least=1)
     check_int("port", cfg.port, at_least=0, at_most=65535)
     return StudioSettings(model=cfg.ckpt_path, clip_model=cfg.clip.model_name, clip_pretrained=cfg.clip.pretrained,
-                          strategies=strategies, breeding=breeding, max_upload_bytes=cfg.max_upload_mb * 1_000_000,
-                          **search)
+                          strategies=strategies, breeding=breeding, explore=explore,
+                          max_upload_bytes=cfg.max_upload_mb * 1_000_000, **search)
 
 
 def build(cfg: DictConfig):

@@ -2,7 +2,10 @@
 
 import os
 import shutil
+from dataclasses import replace
+from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
@@ -11,7 +14,10 @@ from studio_setup import compose_studio, studio_overrides, tiny_checkpoint
 
 from generate import regenerate
 from magnet.errors import UserError
+from magnet.explore import closed_form_directions, mix, truncate
+from magnet.explore.layers import layer_span
 from magnet.search import read_png_metadata
+from magnet.search.postprocess import auto_levels
 from magnet.studio.models import LAST_RUN, SharedModels, model_choices, page_reference
 from magnet.studio.session import StudioSession, inside
 from studio import build, launch_options, studio_settings
@@ -83,7 +89,7 @@ def test_a_painting_re_renders_the_same_pixels_from_its_metadata(setup, searched
         assert np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(again)))
         meta = read_png_metadata(path)
         assert meta["prompt"] == PROMPT and meta["truncation_psi"] == kwargs.get("truncation_psi", 1)
-        assert meta["space"] == ("w+" if kwargs.get("refine_steps") else "z")
+        assert meta["space"] == ("w+" if kwargs.get("refine_steps") else "w")  # truncated: its w
 
 
 def compose_studio_generate(cfg, png, out):
@@ -102,6 +108,8 @@ def test_names_from_a_person_never_leave_the_session_folder(tmp_path, name):
 
 
 def test_saved_sessions_open_again_and_files_stay_inside(searched, setup, tmp_path):
+    searched.painting(3, truncation_psi=0.5)
+    searched.keep()
     searched.pick(0)
     searched.breed(PROMPT)
     saved = searched.save("../../my session")
@@ -113,6 +121,8 @@ def test_saved_sessions_open_again_and_files_stay_inside(searched, setup, tmp_pa
     assert len(other.history) == 2 and other.current == 1
     for a, b in zip(searched.history, other.history):
         assert torch.equal(a.generation.latents, b.generation.latents) and a.label == b.label
+    assert other.favourites == searched.favourites and len(other.favourites) == 1
+    assert other.shown == searched.shown
 
 
 def test_a_checkpoint_or_session_that_runs_code_is_refused_and_the_session_keeps_its_state(searched, tmp_path):
@@ -208,3 +218,110 @@ def test_the_server_binds_to_this_machine_unless_told_and_bad_settings_are_named
         bad = compose_studio([*studio_overrides(cfg.ckpt_path, tmp_path), override])
         with pytest.raises(UserError, match=key):
             build(bad)
+
+
+# ---------------------------------------------------------------------- the chosen painting's panel
+def synthesized(generator, ws) -> np.ndarray:
+    """painting.png's pixels for W+ (n_latent, D), computed by hand: the synthesis with stored noise, auto-levelled."""
+    with torch.no_grad():
+        return auto_levels(generator.synthesis(ws[None], noise_mode="const")[0])
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def first_ws(session, index) -> torch.Tensor:
+    """The untruncated W+ of painting `index` of the session's current generation."""
+    entry = session.entry
+    latent = entry.generation.latents[index][None]
+    generator = session.models.generator(entry.model)
+    if entry.space == "z":
+        with torch.no_grad():
+            return generator.mapping(latent)[0]
+    return latent[0].expand(generator.n_latent, -1).clone() if entry.space == "w" else latent[0]
+
+
+@pytest.mark.parametrize("space", ["w", "z"])
+def test_truncation_works_in_every_space_as_truncate_and_re_renders(setup, tmp_path, space):
+    cfg, models, settings = setup
+    session = StudioSession(models, tmp_path / "s", replace(settings, space=space))
+    list(session.search(PROMPT, seed=3, generations=0))
+    generator = models.generator(session.model)
+    ws = first_ws(session, 2)
+    path = session.painting(2, truncation_psi=0.4)
+    meta = read_png_metadata(path)
+    expected = truncate(generator, ws, [0.4], 1.0)[0]
+    assert meta["space"] == "w" and meta["truncation_psi"] == 0.4
+    torch.testing.assert_close(torch.tensor(meta["latent"]), expected[0], rtol=0, atol=1e-6)
+    assert np.array_equal(pixels(path), synthesized(generator, expected))
+    untruncated = synthesized(generator, ws)
+    assert not np.array_equal(pixels(path), untruncated)
+    assert np.array_equal(pixels(session.painting(2, name="as-found")), untruncated)
+    again = regenerate(compose_studio_generate(cfg, path, tmp_path / "again"))
+    assert np.array_equal(pixels(path), pixels(again))
+
+
+def test_edit_sliders_go_into_the_recipe_and_the_painting_re_renders_from_its_png(setup, searched, tmp_path):
+    cfg, models, _ = setup
+    generator = models.generator(searched.model)
+    path = searched.painting(2, edits=[2.0, 0.0, -1.5], layers="coarse")
+    meta = read_png_metadata(path)
+    first, last = layer_span(generator, "coarse", searched.settings.explore.ranges)
+    assert (first, last) == (0, 1) and [(e["index"], e["amount"], e["layers"]) for e in meta["edits"]] == \
+        [(0, 2.0, [0, 1]), (2, -1.5, [0, 1])]
+    _, directions = closed_form_directions(generator)  # computed here, not read from the studio's cache
+    ws = first_ws(searched, 2)
+    ws[first : last + 1] += 2.0 * directions[0] - 1.5 * directions[2]
+    assert np.array_equal(pixels(path), synthesized(generator, ws))
+    assert not np.array_equal(pixels(path), pixels(searched.painting(2, name="plain")))
+    assert len(list(Path(cfg.explore.cache_dir).glob("sefa-*.pt"))) == 1  # the directions, kept for the next edit
+    again = regenerate(compose_studio_generate(cfg, path, tmp_path / "again"))
+    assert np.array_equal(pixels(path), pixels(again)) and read_png_metadata(again)["edits"] == meta["edits"]
+
+
+def test_style_mixing_with_a_favourite_is_mix_then_synthesis(setup, searched, tmp_path):
+    cfg, models, _ = setup
+    generator = models.generator(searched.model)
+    searched.painting(1)
+    assert searched.keep() == [f"0: {PROMPT} | z psi 1"]
+    searched.painting(4)
+    path = searched.mix(0, "middle", name="mixed")
+    first, last = layer_span(generator, "middle", searched.settings.explore.ranges)
+    expected = mix(first_ws(searched, 4)[None], first_ws(searched, 1)[None], first, last)[0, 0]
+    meta = read_png_metadata(path)
+    assert meta["space"] == "w+" and meta["mixed"]["layers"] == [first, last] == [2, 5]
+    torch.testing.assert_close(torch.tensor(meta["latent"]), expected, rtol=0, atol=0)
+    assert np.array_equal(pixels(path), synthesized(generator, expected))
+    again = regenerate(compose_studio_generate(cfg, path, tmp_path / "again"))
+    assert np.array_equal(pixels(path), pixels(again))
+
+
+def test_a_walk_between_favourites_has_the_frames_asked(searched):
+    for index in (0, 5, 6):
+        searched.painting(index)
+        searched.keep()
+    path = searched.walk(seconds=1.4, fps=5, name="../my walk")
+    assert path == (searched.folder / "videos" / "my-walk.mp4").resolve()
+    assert iio.imread(path, plugin="FFMPEG", index=None).shape == (7, 32, 32, 3)
+    assert iio.imread(searched.walk([2, 0], seconds=0.5, fps=6), plugin="FFMPEG", index=None).shape[0] == 3
+
+
+def test_bad_panel_requests_are_refused_in_words_and_change_nothing(searched):
+    with pytest.raises(UserError, match="no painting shown yet"):
+        searched.keep()
+    with pytest.raises(UserError, match="no painting shown yet"):
+        searched.mix(0)
+    searched.painting(0)
+    with pytest.raises(UserError, match="no favourite 0"):
+        searched.mix(0)
+    searched.keep()
+    shown = searched.shown
+    for action, message in ((lambda: searched.walk(), "at least 2 favourites, 1 given"),
+                            (lambda: searched.walk([0, 3]), "no favourite 3"),
+                            (lambda: searched.painting(1, layers="fine"), "fine is 64-1024 px"),
+                            (lambda: searched.painting(1, edits=[1.0] * 33), "33 edit amounts"),
+                            (lambda: searched.walk([0, 0], fps=0), "fps=0")):
+        with pytest.raises(UserError, match=message):
+            action()
+    assert searched.shown == shown and len(searched.favourites) == 1

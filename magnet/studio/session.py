@@ -7,16 +7,23 @@ the session's own folder only, under names made from the person's words by `magn
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
-from magnet.checks import check_float, check_int
+from magnet.checks import check_float, check_int, check_text
 from magnet.errors import MissingFileError, UserError
+from magnet.explore.layers import check_ranges, layer_span
+from magnet.explore.mixing import mix
+from magnet.explore.paintings import recipe_ws, render_recipe
+from magnet.explore.sefa import RANGES, cached_directions, edit_recipe
+from magnet.explore.truncation import truncate
+from magnet.explore.video import check_video_settings
+from magnet.explore.walk import write_walk
 from magnet.image_files import READ_ERRORS, read_rgb
-from magnet.models.resolve import checkpoint_reference
+from magnet.models.resolve import checkpoint_reference, checkpoint_sha256
 from magnet.search.breeding import MAX_CHOSEN, Breeding, next_generation
 from magnet.search.evaluate import Evaluator
 from magnet.search.outputs import contact_sheet, save_png
@@ -34,6 +41,26 @@ IMAGE_PROMPT = "image_prompt.png"
 
 
 @dataclass
+class ExploreSettings:
+    """The chosen painting's panel: edit sliders, layer ranges for edits and mixing, walk videos."""
+
+    directions: int = 5            # closed-form (SeFa) edit sliders, largest eigenvalue first
+    amount: float = 5.0            # each slider's reach either way (the directions are unit vectors in W)
+    ranges: dict = field(default_factory=lambda: dict(RANGES))  # named W+ layer ranges, [lowest px, highest px]
+    cache_dir: str = "~/.cache/magnet/sefa"  # the directions, computed once per checkpoint file
+    fps: float = 12                # walk videos
+    seconds: float = 4.0
+
+    def __post_init__(self):
+        check_int("directions", self.directions, at_least=1, at_most=32)
+        check_float("amount", self.amount, above=0)
+        check_ranges("ranges", self.ranges)
+        check_text("cache_dir", self.cache_dir)
+        check_video_settings(self.fps, "mp4")
+        check_float("seconds", self.seconds, above=0, at_most=600)
+
+
+@dataclass
 class StudioSettings:
     """What every session starts with (conf/studio.yaml)."""
 
@@ -46,6 +73,7 @@ class StudioSettings:
     thumb_size: int = 128
     strategies: dict = field(default_factory=dict)  # name -> settings (conf/search/strategy/*.yaml, no _target_)
     breeding: Breeding = field(default_factory=Breeding)
+    explore: ExploreSettings = field(default_factory=ExploreSettings)
     max_upload_bytes: int = 20_000_000
 
     def __post_init__(self):
@@ -67,6 +95,17 @@ class Entry:
     space: str
     truncation_psi: float
     seed: int
+
+
+def truncated(space: LatentSpace, latent: torch.Tensor, psi: float) -> tuple[LatentSpace, torch.Tensor]:
+    """A latent of `space` as (space, latent) at truncation `psi` (magnet.explore.truncate of its W+): a W
+    latent when every layer shares one w (z, w), else W+; unchanged at the space's own psi."""
+    if psi == space.truncation_psi:
+        return space, latent
+    with torch.no_grad():
+        ws = truncate(space.generator, space.to_ws(latent[None])[0].float().cpu(), [psi], space.truncation_psi)[0]
+    name = "w+" if space.name == "w+" else "w"
+    return LatentSpace(space.generator, name, psi), (ws if name == "w+" else ws[0])
 
 
 def inside(folder: Path, name: str, suffix: str) -> Path:
@@ -91,6 +130,8 @@ class StudioSession:
         self.current = -1            # index in history of the generation shown
         self.chosen: list[int] = []  # parents picked in the current generation
         self.image_prompt: str | None = None
+        self.shown: dict | None = None     # recipe of the painting last painted, mixed or kept
+        self.favourites: list[dict] = []   # recipes of the paintings kept
         self._rng = torch.Generator().manual_seed(0)
 
     # ------------------------------------------------------------------ models and prompt
@@ -207,38 +248,122 @@ class StudioSession:
         self.current, self.chosen = index, []
         return self.entry
 
-    # ------------------------------------------------------------------ files
+    # ------------------------------------------------------------------ the chosen painting
     def painting(self, index: int, truncation_psi: float | None = None, refine_steps: int = 0,
-                 name: str = "painting") -> Path:
-        """Write painting `index` of the current generation at full size, with the metadata that re-renders it.
+                 name: str = "painting", edits: Sequence[float] = (), layers: str | None = None) -> Path:
+        """Write painting `index` of the current generation at full size, with the recipe that re-renders it.
 
-        `truncation_psi` re-renders a z latent nearer the average image; `refine_steps` polishes it with Adam in
-        W+ through CLIP (magnet.search.refine). The file is `<session>/paintings/<slug of name>.png`.
+        `truncation_psi` pulls its W towards the average w (any space); `refine_steps` polishes it with Adam in
+        W+ through CLIP; `edits[k]` moves it along closed-form direction k on `layers` (a name of the explore
+        ranges; None: all). The file is `<session>/paintings/<slug of name>.png`; it becomes the painting shown.
         """
         entry = self.entry
         generation = entry.generation
         if not 0 <= index < len(generation.scores):
             raise UserError(f"painting {index} is not in this generation of {len(generation.scores)}")
+        edits = [float(amount) for amount in edits]
+        generator = self.models.generator(entry.model)
+        span = layer_span(generator, layers, self.settings.explore.ranges)
+        directions = self.directions(entry.model) if any(edits) else None
+        if directions is not None and len(edits) > len(directions):
+            raise UserError(f"{len(edits)} edit amounts, but this model has {len(directions)} directions")
         psi = entry.truncation_psi if truncation_psi is None else float(truncation_psi)
-        if psi != entry.truncation_psi and entry.space != "z":
-            raise UserError(f"truncation applies to z latents; this generation was searched in {entry.space}")
-        space = self._space(entry.model, entry.space, psi)
+        space, latent = truncated(self._space(entry.model, entry.space, entry.truncation_psi),
+                                  generation.latents[index], psi)
         objective = self.objective(entry.prompt)
-        latent = generation.latents[index]
-        score = float(generation.scores[index])
-        if psi != entry.truncation_psi:  # the score found was for another image
-            with torch.no_grad():
-                score = float(objective(space.render_one(latent)[None].to(space.device)))
-        space, latent, image, score = finish(space, objective, latent, score, Refiner(steps=int(refine_steps)),
-                                             entry.seed)
-        recipe = {"checkpoint": entry.model,
+        space, latent, _, score = finish(space, objective, latent, float(generation.scores[index]),
+                                         Refiner(steps=int(refine_steps)), entry.seed)
+        recipe = {"checkpoint": entry.model, "checkpoint_sha256": checkpoint_sha256(entry.model),
                   "settings": {"clip": {"model_name": self.clip_key[0], "pretrained": self.clip_key[1]},
                                "studio": {"generation": self.current, "index": int(index), "label": entry.label}}}
+        metadata = painting_metadata(recipe, entry.prompt, entry.seed, score, space, latent)
+        for k, amount in enumerate(edits):
+            if amount:
+                metadata = edit_recipe(metadata, directions, k, amount, span)
+        changed = psi != entry.truncation_psi or any(edits)  # the score found was for another image
+        return self._write(metadata, name, objective if changed else None)
+
+    def directions(self, model: str) -> torch.Tensor:
+        """The closed-form (SeFa) edit directions of a model, rows largest eigenvalue first (cached per file)."""
+        return cached_directions(self.models.generator(model), model, self.settings.explore.cache_dir)[1]
+
+    def keep(self) -> list[str]:
+        """Keep the painting shown (with its truncation, edits or mixing) as a favourite; returns their names."""
+        self.favourites.append(self._shown())
+        return self.favourite_names()
+
+    def favourite_names(self) -> list[str]:
+        def name(k, recipe):
+            made = [word for word, key in (("edited", "edits"), ("mixed", "mixed")) if key in recipe]
+            return f"{k}: {recipe['prompt']} | {recipe['space']} psi {recipe['truncation_psi']:g} {' '.join(made)}"
+        return [name(k, recipe).strip() for k, recipe in enumerate(self.favourites)]
+
+    def mix(self, favourite: int, layers: str | None = "coarse", name: str = "mixed") -> Path:
+        """The painting shown with the W+ `layers` (a name of the explore ranges; None: all) of a favourite's,
+        written as a W+ painting (`<session>/paintings/<slug of name>.png`) that becomes the painting shown."""
+        shown, other = self._shown(), self._favourite(favourite)
+        generator = self._same_model([shown, other])
+        first, last = layer_span(generator, layers, self.settings.explore.ranges)
+        rows, columns = (recipe_ws(generator, recipe)[None].cpu() for recipe in (shown, other))
+        recipe = {k: v for k, v in shown.items() if k not in ("edits", "score")}
+        metadata = {**recipe, "space": "w+", "latent": mix(rows, columns, first, last)[0, 0].tolist(),
+                    "mixed": {"with": other["prompt"], "favourite": int(favourite), "layers": [first, last]}}
+        return self._write(metadata, name, self.objective(shown["prompt"]))
+
+    def walk(self, favourites: Sequence[int] = (), seconds: float | None = None, fps: float | None = None,
+             loop: bool = False, name: str = "walk", progress=None) -> Path:
+        """A video (`<session>/videos/<slug of name>.mp4`) of round(fps * seconds) frames walking in W+ through
+        the favourites given (all of them, in order, by default); `progress(done, total)` as frames render."""
+        picked = [int(i) for i in favourites] or list(range(len(self.favourites)))
+        recipes = [self._favourite(i) for i in picked]
+        if len(recipes) < 2:
+            raise UserError(f"a walk needs at least 2 favourites, {len(recipes)} given; keep more paintings first")
+        seconds = self.settings.explore.seconds if seconds is None else float(seconds)
+        fps = self.settings.explore.fps if fps is None else float(fps)
+        check_float("seconds", seconds, above=0, at_most=600)
+        check_video_settings(fps, "mp4")
+        generator = self._same_model(recipes)
+        keyframes = torch.stack([recipe_ws(generator, recipe).cpu() for recipe in recipes])
+        folder = self.folder / "videos"
+        folder.mkdir(exist_ok=True)
+        return write_walk(generator, keyframes, inside(folder, name, ".mp4"), "w+", fps=fps, seconds=seconds,
+                          loop=bool(loop), progress=progress)
+
+    # Projection of an uploaded image (magnet.explore.projection, branch `project`, not merged yet) goes here:
+    # it would add the projected latent's recipe to the favourites.
+
+    def _shown(self) -> dict:
+        if self.shown is None:
+            raise UserError("no painting shown yet: click a painting and press paint first")
+        return self.shown
+
+    def _favourite(self, index) -> dict:
+        if index is None or not 0 <= int(index) < len(self.favourites):
+            raise UserError(f"there is no favourite {index}; this session has {len(self.favourites)} "
+                            "(keep a painting to add one)")
+        return self.favourites[int(index)]
+
+    def _same_model(self, recipes: list[dict]):
+        models = list(dict.fromkeys(recipe["checkpoint"] for recipe in recipes))
+        if len(models) > 1:
+            raise UserError(f"these paintings come from different models ({', '.join(models)}); mix and walk "
+                            "the paintings of one model")
+        return self.models.generator(models[0])
+
+    def _write(self, metadata: dict, name: str, objective: ClipObjective | None = None) -> Path:
+        """Render a recipe as `generate.py from_png=` does, score it for its prompt when `objective` is given, and
+        write it as `<session>/paintings/<slug of name>.png`, the painting shown from now on."""
+        image = render_recipe(self.models.generator(metadata["checkpoint"]), metadata)
+        if objective is not None:
+            with torch.no_grad():
+                metadata = {**metadata, "score": float(objective(image[None].to(self.models.device)))}
         folder = self.folder / "paintings"
         folder.mkdir(exist_ok=True)
-        return save_png(inside(folder, name, ".png"),
-                        image, painting_metadata(recipe, entry.prompt, entry.seed, score, space, latent))
+        path = save_png(inside(folder, name, ".png"), image, metadata)
+        self.shown = metadata
+        return path
 
+    # ------------------------------------------------------------------ files
     def contact_sheet(self) -> Path:
         """The current generation's contact sheet (parents on top), as `<session>/sheets/generation_XX.png`."""
         generation = self.entry.generation
@@ -251,6 +376,7 @@ class StudioSession:
     def save(self, name: str = "session") -> Path:
         """Everything needed to go on later (history, current generation, model, CLIP) as one file of tensors."""
         state = {"model": self.model, "clip": list(self.clip_key), "current": self.current,
+                 "shown": self.shown, "favourites": self.favourites,
                  "history": [{**vars(e), "generation": vars(e.generation).copy()} for e in self.history]}
         folder = self.folder / "saved"
         folder.mkdir(exist_ok=True)
@@ -269,8 +395,11 @@ class StudioSession:
             state = torch.load(path, map_location="cpu", weights_only=True)
             history = [Entry(**{**e, "generation": Generation(**e["generation"])}) for e in state["history"]]
             model, clip_key, current = state["model"], tuple(state["clip"]), int(state["current"])
+            shown, favourites = state["shown"], list(state["favourites"])
         except Exception as err:  # any file that is not one: torch's reader and the fields fail in many ways
             raise UserError(f"{path.name} is not a studio session file ({err}); give one saved by the studio") from err
-        for ref in {model, *(e.model for e in history)}:
+        recipes = [*favourites, *([shown] if shown else [])]
+        for ref in {model, *(e.model for e in history), *(recipe["checkpoint"] for recipe in recipes)}:
             local_reference(ref)
         self.history, self.model, self.clip_key, self.current, self.chosen = history, model, clip_key, current, []
+        self.shown, self.favourites = shown, favourites
