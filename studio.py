@@ -49,11 +49,11 @@ def build(cfg: DictConfig):
         models.clip(settings.clip_model, settings.clip_pretrained)
     models.generator(settings.model)
     generations = settings.strategies.get("genetic", {}).get("generations", 5)
-    from magnet.studio.app import THEME, build_app  # gradio loads slowly: only once the settings are good
+    from magnet.studio.app import CSS, THEME, build_app  # gradio loads slowly: only once the settings are good
 
     demo = build_app(models, settings, f"{cfg.output_dir}/sessions", cfg.runs_dir, generations)
     demo.queue(default_concurrency_limit=cfg.concurrency)
-    return demo, {**launch_options(cfg), "theme": THEME}
+    return demo, {**launch_options(cfg), "theme": THEME, "css": CSS}
 
 
 def launch_options(cfg: DictConfig) -> dict:

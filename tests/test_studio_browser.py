@@ -28,6 +28,7 @@ SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
 WAIT = 60  # s: a step on a loaded 2-core machine
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -84,7 +85,8 @@ class Page:
         self.wait_for(lambda d: "precision" in d.find_element(By.ID, "info").text)
 
     def wait_for(self, condition, timeout=WAIT):
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(condition)
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.2,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
     def css(self, selector):
         return self.driver.find_element(By.CSS_SELECTOR, selector)
@@ -175,6 +177,19 @@ def test_search_pick_breed_and_download_a_painting_that_re_renders(studio, tmp_p
         assert meta["prompt"] == "a red circle | text:-0.5" and meta["checkpoint"] == str(cfg.ckpt_path)
         again = regenerate(compose_generate(downloaded, tmp_path / "again"))
         assert np.array_equal(np.asarray(Image.open(downloaded)), np.asarray(Image.open(again)))
+
+        page.type("#edit-0 input[type=number]", "2.5\t")  # an edit slider, then paint it under another name
+        page.type("#name textarea", "edited")
+        page.css("#paint").click()
+        link = page.wait_for(lambda d: [a for a in d.find_elements(By.CSS_SELECTOR, "#painting-file a")
+                                        if "edited" in (a.get_attribute("href") or "")])[0]
+        link.click()
+        edited = page.wait_for(lambda d: next(iter(tmp_path.glob("edited*.png")), None))
+        page.shot("6_edited")
+        assert [(e["index"], e["amount"]) for e in read_png_metadata(edited)["edits"]] == [(0, 2.5)]
+        again = regenerate(compose_generate(edited, tmp_path / "edited_again"))
+        assert np.array_equal(np.asarray(Image.open(edited)), np.asarray(Image.open(again)))
+        assert not np.array_equal(np.asarray(Image.open(edited)), np.asarray(Image.open(downloaded)))
         assert page.hosts() == {"127.0.0.1"}  # no font, analytics or CDN request left the machine
         print(f"main flow in the browser: {time.monotonic() - start:.1f} s")
     finally:
@@ -216,6 +231,13 @@ def test_two_people_at_once_stay_apart_and_errors_show_a_message(studio, tmp_pat
         assert not marker.exists()
         assert all(np.array_equal(a, b) for a, b in zip(alice.images(), alice_images, strict=True))
         assert "a red circle" in alice.text("status")  # the session kept its state
+
+        alice.search("a red circle", 40, "genetic generation 1 |")
+        alice.css("#stop").click()  # the search ends where it is
+        time.sleep(1)
+        stopped = alice.text("status")
+        time.sleep(2)
+        assert alice.text("status") == stopped and "genetic generation 40" not in stopped
     finally:
         alice.close()
         bob.close()

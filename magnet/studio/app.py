@@ -20,9 +20,11 @@ from magnet.studio.models import SharedModels, model_choices, page_reference
 from magnet.studio.session import StudioSession, StudioSettings
 
 log = logging.getLogger(__name__)
+ALL_LAYERS = "all layers"
 # System fonts only: the default theme would fetch its fonts from Google, and the studio runs offline.
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                           font_mono=["ui-monospace", "monospace"])
+CSS = "#gallery .fixed-height { min-height: 0; }"  # the gallery as tall as its rows of paintings, not 450 px
 
 
 def _warn(err: Exception) -> dict:
@@ -54,6 +56,11 @@ def shows_errors(fn):
     return call
 
 
+def layer_range(choice: str) -> str | None:
+    """A layers dropdown's choice as the session takes it: a range's name, or None for every layer."""
+    return None if choice == ALL_LAYERS else choice
+
+
 def gallery_items(session: StudioSession) -> list:
     """The current generation's thumbnails captioned with index and score; ◆ a parent carried over, ★ picked."""
     if session.current < 0:
@@ -69,6 +76,11 @@ def gallery_items(session: StudioSession) -> list:
 def history_update(session: StudioSession):
     choices = [(f"{k}: {e.label} | {e.prompt}", k) for k, e in enumerate(session.history)]
     return gr.update(choices=choices, value=session.current if session.current >= 0 else None)
+
+
+def favourites_update(session: StudioSession, value=None):
+    names = session.favourite_names()
+    return gr.update(choices=[(name, k) for k, name in enumerate(names)], value=value)
 
 
 def status_line(session: StudioSession) -> str:
@@ -134,8 +146,23 @@ def build_app(models: SharedModels, settings: StudioSettings, sessions_dir, runs
         return view(session)
 
     @shows_errors
-    def paint(session, index, psi, steps, name):
-        path = session.painting(int(index), psi, int(steps), name or "painting")
+    def paint(session, index, psi, steps, name, layers, *amounts):
+        path = session.painting(int(index), psi, int(steps), name or "painting", amounts, layer_range(layers))
+        return str(path), str(path)
+
+    @shows_errors
+    def keep(session):
+        session.keep()
+        return favourites_update(session, len(session.favourites) - 1)
+
+    @shows_errors
+    def mix_with(session, favourite, layers, name):
+        path = session.mix(favourite, layer_range(layers), f"{name or 'painting'}-mixed")
+        return str(path), str(path)
+
+    @shows_errors
+    def walk(session, seconds, progress=gr.Progress()):  # noqa: B008
+        path = session.walk(seconds=seconds, progress=lambda done, total: progress((done, total), desc="frames"))
         return str(path), str(path)
 
     @shows_errors
@@ -151,7 +178,7 @@ def build_app(models: SharedModels, settings: StudioSettings, sessions_dir, runs
         if file is None:
             raise UserError("no session file uploaded")
         session.open(file)
-        return view(session)
+        return *view(session), favourites_update(session)
 
     @shows_errors
     def image_prompt(session, file):
@@ -160,6 +187,8 @@ def build_app(models: SharedModels, settings: StudioSettings, sessions_dir, runs
         return "image prompt set" if file is not None else ""
 
     strategies = list(settings.strategies)
+    explore = settings.explore
+    ranges = [ALL_LAYERS, *explore.ranges]
     with gr.Blocks(title="magnet studio", analytics_enabled=False) as demo:
         state = gr.State()
         gr.Markdown("# magnet studio")
@@ -213,9 +242,27 @@ def build_app(models: SharedModels, settings: StudioSettings, sessions_dir, runs
                 name = gr.Textbox("painting", label="file name", elem_id="name")
                 paint_button = gr.Button("paint", variant="primary", elem_id="paint")
             with gr.Row():
+                edit_layers = gr.Dropdown(ranges, value=ALL_LAYERS, label="layers the edits move",
+                                          elem_id="edit-layers")
+                amounts = [gr.Slider(-explore.amount, explore.amount, value=0, step=0.1,
+                                     label=f"edit {k} (closed-form direction)", elem_id=f"edit-{k}")
+                           for k in range(explore.directions)]
+            with gr.Row():
                 painting = gr.Image(label="painting", interactive=False, elem_id="painting")
                 painting_file = gr.File(label="painting.png (re-renders with generate.py from_png=)",
                                         elem_id="painting-file")
+            with gr.Row():
+                keep_button = gr.Button("keep as favourite", elem_id="keep")
+                favourite = gr.Dropdown([], label="favourites", elem_id="favourites")
+                mix_layers = gr.Dropdown(ranges, value=next(iter(explore.ranges), ALL_LAYERS),
+                                         label="layers taken from the favourite", elem_id="mix-layers")
+                mix_button = gr.Button("mix with the favourite", elem_id="mix")
+            with gr.Row():
+                seconds = gr.Number(explore.seconds, minimum=0.1, maximum=600, label="walk seconds",
+                                    elem_id="walk-seconds")
+                walk_button = gr.Button("walk through the favourites", elem_id="walk")
+                video = gr.Video(label="walk", interactive=False, elem_id="walk-video")
+                video_file = gr.File(label="walk.mp4", elem_id="walk-file")
         with gr.Accordion("files and sessions", open=False):
             with gr.Row():
                 sheet_button = gr.Button("contact sheet", elem_id="sheet")
@@ -234,9 +281,12 @@ def build_app(models: SharedModels, settings: StudioSettings, sessions_dir, runs
         breed_button.click(breed, [state, prompt, mutation, blend, image_weight], views)
         undo_button.click(undo, state, views)
         history.input(go_to, [state, history], views)
-        paint_button.click(paint, [state, index, psi, steps, name], [painting, painting_file])
+        paint_button.click(paint, [state, index, psi, steps, name, edit_layers, *amounts], [painting, painting_file])
+        keep_button.click(keep, state, favourite)
+        mix_button.click(mix_with, [state, favourite, mix_layers, name], [painting, painting_file])
+        walk_button.click(walk, [state, seconds], [video, video_file])
         sheet_button.click(sheet, state, sheet_file)
         save_button.click(save, [state, session_name], saved_file)
-        opened.upload(open_saved, [state, opened], views)
+        opened.upload(open_saved, [state, opened], [*views, favourite])
         image.upload(image_prompt, [state, image], image_note)
     return demo
