@@ -17,6 +17,7 @@ from magnet.checks import check_int  # noqa: E402
 from magnet.entrypoints import instantiate, pick_device, settings_of  # noqa: E402
 from magnet.errors import config_key, exit_on_user_error  # noqa: E402
 from magnet.search.breeding import Breeding  # noqa: E402
+from magnet.search.refine import Refiner  # noqa: E402
 from magnet.studio.models import SharedModels  # noqa: E402
 from magnet.studio.session import ExploreSettings, StudioSettings  # noqa: E402
 
@@ -29,13 +30,15 @@ def studio_settings(cfg: DictConfig) -> StudioSettings:
         strategies[name] = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k != "_target_"}
     with settings_of(cfg, "breeding"):
         breeding = Breeding(**OmegaConf.to_container(cfg.breeding, resolve=True))
+    with settings_of(cfg, "refine"):
+        refine = Refiner(**OmegaConf.to_container(cfg.refine, resolve=True))
     with settings_of(cfg, "explore"):
         explore = ExploreSettings(**OmegaConf.to_container(cfg.explore, resolve=True))
     search = OmegaConf.to_container(cfg.search, resolve=True)
     check_int("max_upload_mb", cfg.max_upload_mb, at_least=1)
     check_int("port", cfg.port, at_least=0, at_most=65535)
     return StudioSettings(model=cfg.ckpt_path, clip_model=cfg.clip.model_name, clip_pretrained=cfg.clip.pretrained,
-                          strategies=strategies, breeding=breeding, explore=explore,
+                          strategies=strategies, breeding=breeding, refine=refine, explore=explore,
                           max_upload_bytes=cfg.max_upload_mb * 1_000_000, **search)
 
 

@@ -33,6 +33,7 @@ def studio_overrides(ckpt: Path, out: Path) -> list[str]:
         "search.batch_size=8",
         "search.thumb_size=32",
         "breeding.children=6",
+        "refine.num_cutouts=2",
         f"explore.cache_dir={out / 'sefa'}",
     ]
 

@@ -215,7 +215,8 @@ def test_the_server_binds_to_this_machine_unless_told_and_bad_settings_are_named
     for override, key in (("port=-1", "port"), ("breeding.clip_weight=2.0", "breeding.clip_weight"),
                           ("strategies.genetic.num_parents=0", "strategies.genetic.num_parents"),
                           ("search.space=q", "space"), ("clip.model_name=nope", "clip.model_name"),
-                          ("explore.directions=0", "explore.directions"), ("explore.fps=0", "explore.fps")):
+                          ("explore.directions=0", "explore.directions"), ("explore.fps=0", "explore.fps"),
+                          ("refine.num_cutouts=0", "refine.num_cutouts")):
         bad = compose_studio([*studio_overrides(cfg.ckpt_path, tmp_path), override])
         with pytest.raises(UserError, match=key):
             build(bad)

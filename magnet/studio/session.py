@@ -73,6 +73,7 @@ class StudioSettings:
     thumb_size: int = 128
     strategies: dict = field(default_factory=dict)  # name -> settings (conf/search/strategy/*.yaml, no _target_)
     breeding: Breeding = field(default_factory=Breeding)
+    refine: Refiner = field(default_factory=Refiner)  # its steps come from the page
     explore: ExploreSettings = field(default_factory=ExploreSettings)
     max_upload_bytes: int = 20_000_000
 
@@ -272,7 +273,7 @@ class StudioSession:
                                   generation.latents[index], psi)
         objective = self.objective(entry.prompt)
         space, latent, _, score = finish(space, objective, latent, float(generation.scores[index]),
-                                         Refiner(steps=int(refine_steps)), entry.seed)
+                                         replace(self.settings.refine, steps=int(refine_steps)), entry.seed)
         recipe = {"checkpoint": entry.model, "checkpoint_sha256": checkpoint_sha256(entry.model),
                   "settings": {"clip": {"model_name": self.clip_key[0], "pretrained": self.clip_key[1]},
                                "studio": {"generation": self.current, "index": int(index), "label": entry.label}}}
