@@ -128,3 +128,39 @@ def test_multi_node_config_composes():
     assert (cfg.trainer.num_nodes, cfg.trainer.devices, cfg.trainer.accelerator) == (4, 8, "gpu")
     assert cfg.trainer.strategy.startswith("ddp")
     assert cfg.trainer.use_distributed_sampler is False  # the datamodule shards by global rank itself
+
+
+@pytest.mark.parametrize(("variables", "first"), [
+    ({}, True), ({"LOCAL_RANK": "0", "NODE_RANK": "0"}, True), ({"SLURM_PROCID": "0"}, True),
+    ({"LOCAL_RANK": "1"}, False),                       # Lightning's launcher, second GPU
+    ({"LOCAL_RANK": "0", "NODE_RANK": "1"}, False),     # Lightning's launcher, first GPU of the second node
+    ({"RANK": "5", "LOCAL_RANK": "1"}, False),          # torchrun
+    ({"SLURM_PROCID": "3", "SLURM_LOCALID": "0"}, False),  # srun, first task of a later node
+])
+def test_rank_zero_is_read_from_every_launchers_variables(monkeypatch, variables, first):
+    from magnet.ranks import RANK_VARIABLES, is_rank_zero
+
+    for name in RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert is_rank_zero() is first
+
+
+@pytest.mark.parametrize(("variables", "name"), [
+    ({}, "stamp"),
+    ({"SLURM_JOB_ID": "77", "SLURM_NTASKS": "1"}, "stamp"),  # a one-task job: its own clock is the run's
+    ({"SLURM_JOB_ID": "77", "SLURM_NTASKS": "8", "SLURM_STEP_ID": "2"}, "slurm-77.2"),
+    ({"SLURM_JOB_ID": "77", "SLURM_NTASKS": "8", "SLURM_STEP_NUM_TASKS": "1"}, "stamp"),  # srun -n 1 in a big job
+    ({"TORCHELASTIC_RUN_ID": "none"}, "stamp"), ({"TORCHELASTIC_RUN_ID": "a1b2"}, "torchrun-a1b2"),
+    ({"MAGNET_RUN_NAME": "mine", "SLURM_JOB_ID": "77", "SLURM_NTASKS": "8"}, "mine"),
+])
+def test_every_process_of_a_run_names_the_same_folder(monkeypatch, variables, name):
+    from magnet.ranks import shared_run_name
+
+    for key in ("MAGNET_RUN_NAME", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_ID",
+                "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    assert shared_run_name("stamp") == name
