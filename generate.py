@@ -17,6 +17,7 @@ from magnet.clip import check_clip, load_clip
 from magnet.entrypoints import instantiate, open_generator, pick_device
 from magnet.errors import ConfigError, config_key, exit_on_user_error
 from magnet.models.resolve import checkpoint_reference
+from magnet.resolvers import register_resolvers
 from magnet.search import ClipObjective, LatentSpace, PaintSettings, paint, parse_prompt, read_png_metadata
 from magnet.search.evaluate import make_progress
 from magnet.search.outputs import save_png
@@ -84,6 +85,9 @@ def generate(cfg: DictConfig) -> list[Path]:
                 progress.console.print(f"wrote {path}")
                 paths.append(path)
     return paths
+
+
+register_resolvers()  # before @hydra.main composes the config
 
 
 @hydra.main(config_path="conf", config_name="generate", version_base="1.3")

@@ -12,22 +12,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from magnet.checks import check_int
-from magnet.entrypoints import (
-    apply_extras,
-    check_required,
-    finish_loggers,
-    instantiate,
-    instantiate_group,
-    register_resolvers,
-    settings_of,
-)
+from magnet.entrypoints import apply_extras, check_required, finish_loggers, instantiate, instantiate_group, settings_of
 from magnet.errors import exit_on_user_error
 from magnet.nn.checkpoint import check_resume_checkpoint
+from magnet.resolvers import register_resolvers
 
 log = logging.getLogger(__name__)
 # The EMA generator is in eval mode on purpose; Lightning warns about any module that is.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-register_resolvers()  # before @hydra.main composes conf/hydra
+register_resolvers()  # before @hydra.main composes the config
 
 
 def train(cfg: DictConfig) -> float | None:

@@ -18,18 +18,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from magnet.checks import check_bool, check_device
 from magnet.errors import ConfigError, UserError
 from magnet.nn.checkpoint import load_generator
-from magnet.ranks import is_rank_zero, shared_run_name
 
 OUR_PACKAGES = ("magnet.", "data_modules.")  # their constructors raise ConfigError themselves
 _FAILED_CALL = re.compile(r"Error in call to target '(?P<target>[^']+)'.*?(?:\nfull_key: (?P<key>\S+))?\s*$", re.S)
-
-
-def register_resolvers() -> None:
-    """The config's resolvers for distributed runs: `${shared_run_name:default}` names the run folder alike in
-    every process, `${if_rank_zero:a,b}` is a on the first process and b on the others (magnet.ranks)."""
-    OmegaConf.register_new_resolver("shared_run_name", shared_run_name, replace=True)
-    OmegaConf.register_new_resolver("if_rank_zero", lambda first, others: first if is_rank_zero() else others,
-                                    replace=True)
 
 
 def check_required(cfg: DictConfig) -> None:
