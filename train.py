@@ -39,7 +39,7 @@ def train(cfg: DictConfig) -> float | None:
         check_resume_checkpoint(cfg.get("ckpt_path"), cfg.model.network)
     pl.seed_everything(cfg.seed, workers=True)
     model = instantiate(cfg.model, "model")
-    for logger in loggers:
+    for logger in trainer.loggers:  # the trainer's: none under debug=fdr (fast_dev_run)
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
