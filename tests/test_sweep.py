@@ -79,3 +79,20 @@ def test_slurm_launcher_submits_our_resources(tmp_path, monkeypatch):
     for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-task=1", "#SBATCH --time=1440",
                  "#SBATCH --mem=64GB", "#SBATCH --cpus-per-task=8", "#SBATCH --array=0-1%2"):
         assert line in script, script
+
+
+def test_optuna_sweep_records_each_trials_metric_in_a_shared_study(tmp_path, tiny_paintings):
+    """Two trials through the real sweeper, stored in sqlite as a study shared across machines would be."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    overrides = [*TINY, f"data.image_dir={tiny_paintings}", f"paths.log_dir={tmp_path}", "model.total_kimg=0.004",
+                 "~callbacks.samples", "hparams_search=optuna", "optimized_metric=train/loss_d",
+                 "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={storage}"]
+    done = subprocess.run([sys.executable, "train.py", "-m", *overrides], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = optuna.load_study(study_name="magnet", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert all(0 < t.value < 10 and 0.1 <= t.params["model.r1_gamma"] <= 100 for t in trials)
+    assert trials[0].params != trials[1].params
