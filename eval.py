@@ -15,6 +15,7 @@ from magnet.errors import exit_on_user_error
 from magnet.metrics import MetricSettings, evaluate, write_json
 from magnet.metrics.stats import real_images
 from magnet.models.resolve import checkpoint_reference
+from magnet.resolvers import register_resolvers
 
 
 def run_eval(cfg: DictConfig) -> Path:
@@ -27,6 +28,9 @@ def run_eval(cfg: DictConfig) -> Path:
     figures = evaluate(generator, cfg.data_dir, settings)
     return write_json({"ckpt_path": checkpoint_reference(cfg.ckpt_path), **figures},
                       Path(cfg.output_dir) / "metrics.json")
+
+
+register_resolvers()  # before @hydra.main composes the config
 
 
 @hydra.main(config_path="conf", config_name="eval", version_base="1.3")

@@ -15,10 +15,12 @@ from magnet.checks import check_int
 from magnet.entrypoints import apply_extras, check_required, finish_loggers, instantiate, instantiate_group, settings_of
 from magnet.errors import exit_on_user_error
 from magnet.nn.checkpoint import check_resume_checkpoint
+from magnet.resolvers import register_resolvers
 
 log = logging.getLogger(__name__)
 # The EMA generator is in eval mode on purpose; Lightning warns about any module that is.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+register_resolvers()  # before @hydra.main composes the config
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -37,7 +39,7 @@ def train(cfg: DictConfig) -> float | None:
         check_resume_checkpoint(cfg.get("ckpt_path"), cfg.model.network)
     pl.seed_everything(cfg.seed, workers=True)
     model = instantiate(cfg.model, "model")
-    for logger in loggers:
+    for logger in trainer.loggers:  # the trainer's: none under debug=fdr (fast_dev_run)
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)

