@@ -30,6 +30,8 @@ def records(path: Path):
         if kind == 0 and length == 0:
             pos += room
             continue
+        if pos + HEADER + length > len(data):  # still being written
+            return
         pending += data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         if kind in (FULL, LAST):

@@ -62,7 +62,7 @@ class KimgWandbLogger(WandbLogger):
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback) -> None:
-        # ModelCheckpoint's best_fid.ckpt holds the weights of the kimg file that the `best` alias marks
+        # the kimg files are the run's checkpoints (`best` marks the best of them); ModelCheckpoint's are not logged
         if not isinstance(checkpoint_callback, KimgCheckpoint) or not self._log_model:
             return
         if self._log_model == "all":
