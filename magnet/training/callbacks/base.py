@@ -18,7 +18,7 @@ def kimg_tag(kimg: float) -> str:
 
 def kimg_of(path: str | Path) -> float:
     """The training time a file named by `kimg_tag` was written at: .../kimg000012.500.ckpt -> 12.5."""
-    return float(Path(path).name.removeprefix("kimg")[:10])
+    return float(Path(path).stem.removeprefix("kimg"))
 
 
 class EveryKimg(pl.Callback):
