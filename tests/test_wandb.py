@@ -144,7 +144,17 @@ def test_without_log_model_no_artifact_and_a_given_run_id(tiny_paintings, tmp_pa
     train(compose_train(tmp_path, tiny_paintings, "model.total_kimg=0.004", "logger=wandb",
                         "logger.wandb.id=given-id"))
     (run,) = offline_runs(tmp_path)
-    assert run.id == "given-id" and run.models() == [] and "train/loss_g" in run.keys()
+    assert run.id == "given-id" and run.models() == [] and "train/loss_g" in run.keys() and run.exit_code == 0
+
+
+def test_a_failed_training_closes_its_run_marked_failed(tiny_paintings, tmp_path):
+    with pytest.raises(FloatingPointError):
+        train(compose_train(tmp_path, tiny_paintings, "model.total_kimg=0.016", "model.lr=1e30", "logger=wandb"))
+    (run,) = offline_runs(tmp_path)
+    assert run.exit_code == 1
+    import wandb
+
+    assert wandb.run is None  # the next job of a sweep starts its own run
 
 
 def test_eval_logs_its_figures_into_the_checkpoints_run(first, tiny_paintings, tmp_path, monkeypatch):

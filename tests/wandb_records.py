@@ -58,7 +58,7 @@ class OfflineRun:
 
     def __init__(self, folder: Path):
         (log,) = Path(folder).glob("run-*.wandb")
-        self.folder, self.id, self.resumed = Path(folder), None, False
+        self.folder, self.id, self.resumed, self.exit_code = Path(folder), None, False, None
         self.rows, self.summary, self.metrics, self.artifacts, self.stream = [], {}, [], [], []
         for record in finished_records(log):
             kind = record.WhichOneof("record_type")
@@ -67,6 +67,8 @@ class OfflineRun:
             elif kind == "history":
                 self.rows.append(_items(record.history.item))
                 self.stream.append(("history", self.rows[-1]))
+            elif kind == "exit":
+                self.exit_code = record.exit.exit_code
             elif kind == "summary":
                 self.summary.update(_items(record.summary.update))
             elif kind == "metric":
