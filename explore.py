@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from magnet.entrypoints import check_required, instantiate, open_generator, pick_device
 from magnet.errors import config_key, exit_on_user_error
 from magnet.explore import ExploreContext, choose_checkpoint, rich_progress
+from magnet.resolvers import register_resolvers
 
 
 def explore(cfg: DictConfig) -> Path:
@@ -24,6 +25,9 @@ def explore(cfg: DictConfig) -> Path:
     generator = open_generator(ckpt_path, device)
     with rich_progress() as progress, config_key("explore"):  # settings checked against the generator
         return tool.run(ExploreContext(generator, Path(cfg.output_dir), ckpt_path, device, progress))
+
+
+register_resolvers()  # before @hydra.main composes the config
 
 
 @hydra.main(config_path="conf", config_name="explore", version_base="1.3")

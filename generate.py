@@ -18,6 +18,7 @@ from magnet.entrypoints import instantiate, open_generator, pick_device
 from magnet.errors import ConfigError, config_key, exit_on_user_error
 from magnet.explore.paintings import choose_checkpoint, read_painting, render_recipe
 from magnet.models.resolve import checkpoint_reference, checkpoint_sha256
+from magnet.resolvers import register_resolvers
 from magnet.search import ClipObjective, PaintSettings, paint, parse_prompt
 from magnet.search.evaluate import make_progress
 from magnet.search.outputs import save_png
@@ -87,6 +88,9 @@ def generate(cfg: DictConfig) -> list[Path]:
                 progress.console.print(f"wrote {path}")
                 paths.append(path)
     return paths
+
+
+register_resolvers()  # before @hydra.main composes the config
 
 
 @hydra.main(config_path="conf", config_name="generate", version_base="1.3")

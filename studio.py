@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from magnet.checks import check_int  # noqa: E402
 from magnet.entrypoints import instantiate, pick_device, settings_of  # noqa: E402
 from magnet.errors import config_key, exit_on_user_error  # noqa: E402
+from magnet.resolvers import register_resolvers
 from magnet.search.breeding import Breeding  # noqa: E402
 from magnet.search.refine import Refiner  # noqa: E402
 from magnet.studio.models import SharedModels  # noqa: E402
@@ -63,6 +64,9 @@ def launch_options(cfg: DictConfig) -> dict:
     """Gradio's launch arguments: where to listen, no share link, the upload limit, errors shown in the page."""
     return {"server_name": cfg.host, "server_port": cfg.port, "share": False,
             "max_file_size": f"{cfg.max_upload_mb}mb", "show_error": True}
+
+
+register_resolvers()  # before @hydra.main composes the config
 
 
 @hydra.main(config_path="conf", config_name="studio", version_base="1.3")

@@ -19,8 +19,8 @@ LAST_RUN = "last training run"  # the picker's entry for the newest last.ckpt un
 
 
 def last_checkpoint(runs_dir) -> Path | None:
-    """The newest `<run>/checkpoints/last.ckpt` under `runs_dir` (train.py's runs folder), if any."""
-    found = sorted(Path(runs_dir).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    """The newest `.../checkpoints/last.ckpt` at any depth under `runs_dir` (train.py's log folder), if any."""
+    found = sorted(Path(runs_dir).glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 
 
