@@ -9,13 +9,15 @@ from magnet.search.result import SearchResult
 
 
 def run_search(strategy, space, objective, seed: int = 0, batch_size: int = 20, thumb_size: int = 128,
-               progress=None) -> SearchResult:
+               progress=None, precision: str = "fp32", preview: bool = False) -> SearchResult:
     """Search `space` (a LatentSpace) for high `objective` scores; the same seed gives the same result.
+
+    `precision` and `preview` say how candidates are rendered and scored (see `Evaluator`).
 
     Random numbers come from a CPU generator of their own, so the search neither uses nor disturbs the
     global RNG (training is not perturbed by a preview) and latents do not depend on the device.
     """
-    evaluate = Evaluator(space, objective, batch_size, thumb_size, progress)
+    evaluate = Evaluator(space, objective, batch_size, thumb_size, progress, precision, preview)
     strategy.start(space, torch.Generator().manual_seed(int(seed)))
     while not strategy.done:
         label = f"generation {strategy.generation}" if strategy.generation else "initial"
