@@ -9,7 +9,7 @@ from magnet import build_generator
 from magnet.errors import ConfigError
 from magnet.images import to_uint8
 from magnet.metrics import generated_features
-from magnet.precision import autocast, has_native_bf16, resolve
+from magnet.precision import autocast, clip_autocast, has_native_bf16, resolve
 from magnet.search import LatentSpace
 
 
@@ -61,6 +61,8 @@ def test_autocast_runs_matmuls_in_bf16_only_when_asked():
         assert (a @ a).dtype == torch.float32
     with autocast("bf16", "cpu"):
         assert (a @ a).dtype == torch.bfloat16
+    with clip_autocast("bf16", "cpu"):  # CLIP on a CPU: float32, which measured faster there
+        assert (a @ a).dtype == torch.float32
 
 
 class Mean(torch.nn.Module):
