@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 TORCH_PAIR := torch==2.13.0 torchvision==0.28.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test studio bench lint clean
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ run: $(STAMP)
 # Two test processes of one thread each keep both cores busy without oversubscribing them.
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2
+
+studio: $(STAMP)
+	$(PY) studio.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_networks.py

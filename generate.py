@@ -16,8 +16,10 @@ from magnet.checks import check_int
 from magnet.clip import check_clip, load_clip
 from magnet.entrypoints import instantiate, open_generator, pick_device, with_source
 from magnet.errors import ConfigError, config_key, exit_on_user_error
-from magnet.models.resolve import checkpoint_reference
-from magnet.search import ClipObjective, LatentSpace, PaintSettings, paint, parse_prompt, read_png_metadata
+from magnet.explore.paintings import choose_checkpoint, read_painting, render_recipe
+from magnet.models.resolve import checkpoint_reference, checkpoint_sha256
+from magnet.resolvers import register_resolvers
+from magnet.search import ClipObjective, PaintSettings, paint, parse_prompt
 from magnet.search.evaluate import make_progress
 from magnet.search.outputs import save_png
 from magnet.search.paint import slug
@@ -25,11 +27,12 @@ from magnet.search.prompts import collect_prompts, prompt_label
 
 
 def regenerate(cfg: DictConfig) -> Path:
-    """Render a painting again from the latent and checkpoint stored in its PNG metadata."""
-    metadata = read_png_metadata(cfg.from_png)
-    generator = open_generator(cfg.ckpt_path or metadata["checkpoint"], pick_device(cfg.device))
-    image = LatentSpace(generator, metadata["space"], metadata["truncation_psi"]).render_one(metadata["latent"])
-    return save_png(Path(cfg.output_dir) / "painting.png", image, metadata)
+    """Render a painting again from the recipe in its PNG metadata: latent, edits and checkpoint."""
+    painting = read_painting(cfg.from_png)
+    ckpt_path = choose_checkpoint(cfg.ckpt_path, [painting.path], None)
+    generator = open_generator(ckpt_path, pick_device(cfg.device))
+    image = render_recipe(generator, painting.metadata, painting.path)
+    return save_png(Path(cfg.output_dir) / "painting.png", image, painting.metadata)
 
 
 def paint_settings(cfg: DictConfig) -> PaintSettings:
@@ -69,6 +72,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     config = OmegaConf.to_container(cfg, resolve=False)
     recipe = {
         "checkpoint": checkpoint_reference(ckpt_path),
+        "checkpoint_sha256": checkpoint_sha256(ckpt_path),
         "settings": {k: config[k] for k in ("clip", "inference", "search", "refine", "image_prompts")},
     }
     paths = []
@@ -84,6 +88,9 @@ def generate(cfg: DictConfig) -> list[Path]:
                 progress.console.print(f"wrote {path}")
                 paths.append(path)
     return paths
+
+
+register_resolvers()  # before @hydra.main composes the config
 
 
 @hydra.main(config_path="conf", config_name="generate", version_base="1.3")

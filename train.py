@@ -12,13 +12,22 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from magnet.checks import check_int
-from magnet.entrypoints import apply_extras, check_required, finish_loggers, instantiate, instantiate_group, settings_of
+from magnet.entrypoints import (
+    apply_extras,
+    check_required,
+    closing_loggers,
+    instantiate,
+    instantiate_group,
+    settings_of,
+)
 from magnet.errors import exit_on_user_error
 from magnet.nn.checkpoint import check_resume_checkpoint
+from magnet.resolvers import register_resolvers
 
 log = logging.getLogger(__name__)
 # The EMA generator is in eval mode on purpose; Lightning warns about any module that is.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+register_resolvers()  # before @hydra.main composes the config
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -37,12 +46,10 @@ def train(cfg: DictConfig) -> float | None:
         check_resume_checkpoint(cfg.get("ckpt_path"), cfg.model.network)
     pl.seed_everything(cfg.seed, workers=True)
     model = instantiate(cfg.model, "model")
-    for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    try:
+    with closing_loggers(loggers):
+        for logger in trainer.loggers:  # the trainer's: none under debug=fdr (fast_dev_run)
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-    finally:
-        finish_loggers(loggers)
     print(f"Run folder: {trainer.default_root_dir}")
     metric = cfg.get("optimized_metric")
     return float(trainer.callback_metrics[metric]) if metric and metric in trainer.callback_metrics else None

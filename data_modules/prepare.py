@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from magnet.checks import check_choice, check_device
 from magnet.errors import config_key, exit_on_user_error
+from magnet.resolvers import register_resolvers
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ def prepare(cfg: DictConfig) -> None:
         print(f"filter: {summary.line()}")
         print(f"filter: kept crops in {cfg.filter.crops_dir}, rejected in {cfg.filter.rejected_dir}, "
               f"scores in {cfg.filter.scores_csv}")
+
+
+register_resolvers()  # before @hydra.main composes the config
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")

@@ -14,6 +14,7 @@ import rich.syntax
 import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from pytorch_lightning.loggers import WandbLogger
 
 from magnet.checks import check_bool, check_device
 from magnet.errors import ConfigError, UserError
@@ -192,13 +193,23 @@ def apply_extras(cfg: DictConfig) -> None:
         rich.print(rich.syntax.Syntax(OmegaConf.to_yaml(cfg, resolve=False), "yaml"))
 
 
-def finish_loggers(loggers: list) -> None:
-    """Close W&B runs, so the next job of a sweep starts its own run instead of appending to this one."""
-    for logger in loggers:
-        if type(logger).__name__ == "WandbLogger":
-            import wandb
+@contextlib.contextmanager
+def closing_loggers(loggers: list):
+    """Close the W&B run when the block ends (marked failed when it raised), so the next job of a sweep
+    starts its own run instead of appending to this one."""
+    try:
+        yield
+    except BaseException:
+        _finish_wandb(loggers, exit_code=1)
+        raise
+    _finish_wandb(loggers, exit_code=0)
 
-            wandb.finish()
+
+def _finish_wandb(loggers: list, exit_code: int) -> None:
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        wandb.finish(exit_code=exit_code)
 
 
 def pick_device(name: str | None) -> torch.device:

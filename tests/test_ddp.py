@@ -1,16 +1,24 @@
 """DDP on two CPU processes (gloo): ADA's p and the EMA generator stay identical on both ranks, while each
 rank draws its own latents; the checkpoint keeps every rank's random state."""
 
+import logging
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from omegaconf import open_dict
 from same_state import training_state_differences
-from train_config import compose_train
+from train_config import TINY, compose_train
 
 from magnet.nn.checkpoint import read_checkpoint
 from train import train
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class DumpRankState(pl.Callback):
@@ -54,3 +62,105 @@ def test_ddp_resume_from_a_periodic_checkpoint_is_exact(tmp_path, tiny_paintings
     assert int(read_checkpoint(got)["state_dict"]["nimg"]) == 24
     assert float(read_checkpoint(got)["state_dict"]["augment.p"]) > 0
     assert training_state_differences(expected, got) == []  # networks, optimizers, both ranks' RNG
+
+
+class LogRank(pl.Callback):
+    """Logs which rank trains, through the root logger that Hydra sends to the run's log file."""
+
+    def on_train_start(self, trainer, pl_module):
+        logging.getLogger(__name__).info("rank %d trains", trainer.global_rank)
+
+
+def _ddp_command(log_dir: Path, image_dir: Path, *overrides: str) -> list[str]:
+    return [sys.executable, "train.py", *TINY, f"data.image_dir={image_dir}", f"paths.log_dir={log_dir}",
+            "model.total_kimg=0.008", "~callbacks.samples", "trainer=ddp", "trainer.accelerator=cpu",
+            "+callbacks.probe._target_=test_ddp.LogRank", *overrides]
+
+
+def _env(**variables) -> dict:
+    tests = str(Path(__file__).parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1", **{k: str(v) for k, v in variables.items()}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _check_one_run_folder_of_rank_zero(log_dir: Path, name: str | None = None) -> Path:
+    (run,) = (log_dir / "train" / "runs").iterdir()  # one folder for all ranks
+    assert name is None or run.name == name
+    log = (run / "train.log").read_text()
+    assert "rank 0 trains" in log and "rank 1 trains" not in log  # rank 1 logs to its console only
+    assert (run / ".hydra" / "config.yaml").is_file()
+    assert len(read_checkpoint(run / "checkpoints" / "last.ckpt")["rng"]) == 2  # two ranks trained
+    return run
+
+
+@pytest.mark.slow
+def test_slurm_tasks_on_two_nodes_share_rank_zeros_run_folder(tmp_path, tiny_paintings):
+    """As `srun python train.py trainer=ddp trainer.num_nodes=2` in an sbatch of 2 nodes, 1 task each starts it:
+    every task composes the config on its own, and Lightning's SLURM environment gives the ranks."""
+    slurm = {"SLURM_JOB_ID": 4242, "SLURM_STEP_ID": 0, "SLURM_JOB_NAME": "magnet", "SLURM_NTASKS": 2,
+             "SLURM_STEP_NUM_TASKS": 2, "SLURM_NTASKS_PER_NODE": 1, "SLURM_NNODES": 2, "SLURM_LOCALID": 0,
+             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": _free_port()}
+    command = _ddp_command(tmp_path, tiny_paintings, "trainer.devices=1", "trainer.num_nodes=2")
+    tasks = [subprocess.Popen(command, cwd=ROOT, env=_env(**slurm, SLURM_PROCID=rank, SLURM_NODEID=rank),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in (0, 1)]
+    outputs = [task.communicate(timeout=600)[0] for task in tasks]
+    assert [task.returncode for task in tasks] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    _check_one_run_folder_of_rank_zero(tmp_path, "slurm-4242.0")
+
+
+@pytest.mark.slow
+def test_lightnings_launcher_children_write_nothing_of_their_own(tmp_path, tiny_paintings):
+    """`python train.py trainer=ddp trainer.devices=2`: Lightning starts rank 1 again from the command line."""
+    done = subprocess.run(_ddp_command(tmp_path, tiny_paintings, "trainer.devices=2"), cwd=ROOT,
+                          env=_env(MASTER_PORT=_free_port()), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _check_one_run_folder_of_rank_zero(tmp_path)
+
+
+def test_multi_node_config_composes():
+    cfg = compose_train(Path("unused"), Path("unused"), "trainer=ddp", "trainer.num_nodes=4", "trainer.devices=8")
+    assert (cfg.trainer.num_nodes, cfg.trainer.devices, cfg.trainer.accelerator) == (4, 8, "gpu")
+    assert cfg.trainer.strategy.startswith("ddp")
+    assert cfg.trainer.use_distributed_sampler is False  # the datamodule shards by global rank itself
+
+
+@pytest.mark.parametrize(("variables", "first"), [
+    ({}, True), ({"LOCAL_RANK": "0", "NODE_RANK": "0"}, True), ({"SLURM_PROCID": "0"}, True),
+    ({"LOCAL_RANK": "1"}, False),                       # Lightning's launcher, second GPU
+    ({"LOCAL_RANK": "0", "NODE_RANK": "1"}, False),     # Lightning's launcher, first GPU of the second node
+    ({"RANK": "5", "LOCAL_RANK": "1"}, False),          # torchrun
+    ({"SLURM_PROCID": "3", "SLURM_LOCALID": "0"}, False),  # srun, first task of a later node
+])
+def test_rank_zero_is_read_from_every_launchers_variables(monkeypatch, variables, first):
+    from magnet.ranks import RANK_VARIABLES, is_rank_zero
+
+    for name in RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert is_rank_zero() is first
+
+
+@pytest.mark.parametrize(("variables", "name"), [
+    ({}, "stamp"),
+    ({"SLURM_JOB_ID": "77", "SLURM_NTASKS": "1"}, "stamp"),  # a one-task job: its own clock is the run's
+    ({"SLURM_JOB_ID": "77", "SLURM_NTASKS": "8", "SLURM_STEP_ID": "2"}, "slurm-77.2"),
+    ({"SLURM_JOB_ID": "77", "SLURM_NTASKS": "8", "SLURM_STEP_NUM_TASKS": "1"}, "stamp"),  # srun -n 1 in a big job
+    ({"TORCHELASTIC_RUN_ID": "none"}, "stamp"), ({"TORCHELASTIC_RUN_ID": "a1b2"}, "torchrun-a1b2"),
+    ({"MAGNET_RUN_NAME": "mine", "SLURM_JOB_ID": "77", "SLURM_NTASKS": "8"}, "mine"),
+])
+def test_every_process_of_a_run_names_the_same_folder(monkeypatch, variables, name):
+    from magnet.ranks import shared_run_name
+
+    for key in ("MAGNET_RUN_NAME", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_ID",
+                "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    assert shared_run_name("stamp") == name

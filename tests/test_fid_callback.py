@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from magnet import build_generator
 from magnet.metrics import InceptionFeatures, MetricSettings, folder_features, frechet_distance, generated_features
+from magnet.training.callbacks.checkpoint import KimgCheckpoint
 from magnet.training.callbacks.fid import FIDCallback
 
 SIZE, BATCH, NUM_GEN = 32, 4, 6
@@ -47,11 +48,11 @@ def real_dir(tmp_path_factory, museum_paintings):
     return folder
 
 
-def _fit(callback, tmp_path, max_steps):
+def _fit(callback, tmp_path, max_steps, *others):
     logger = CSVLogger(tmp_path, name="run")
     best = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor=f"val/{FID}", mode="min", every_n_train_steps=2)
     trainer = pl.Trainer(
-        max_steps=max_steps, accelerator="cpu", logger=logger, callbacks=[callback, best], log_every_n_steps=1,
+        max_steps=max_steps, accelerator="cpu", logger=logger, callbacks=[callback, best, *others], log_every_n_steps=1,
         enable_progress_bar=False, enable_model_summary=False,
     )
     trainer.fit(TinyGAN(), DataLoader(torch.randn(64, 3, 4, 4), batch_size=BATCH))
@@ -63,10 +64,11 @@ def test_callback_logs_fid_every_n_kimg_and_checkpoints_the_best(real_dir, tmp_p
     settings = MetricSettings(names=[FID, f"kid{NUM_GEN}_full"], batch_size=4, noise_mode="const",
                               cache_dir=str(tmp_path / "cache"))
     callback = FIDCallback(every_kimg=2 * BATCH / 1000, data_dir=str(real_dir), settings=settings)
-    trainer, logger, best = _fit(callback, tmp_path, max_steps=5)
+    kimg_files = KimgCheckpoint(tmp_path / "kimg", every_kimg=2 * BATCH / 1000, monitor=f"val/{FID}")
+    trainer, logger, best = _fit(callback, tmp_path, 5, kimg_files)
     with open(logger.log_dir + "/metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get(f"val/{FID}")]
-    assert len(rows) == 2  # after batches 2 and 4 of 5
+    assert [float(r["train/kimg"]) for r in rows] == [0.008, 0.016]  # after batches 2 and 4 of 5, with their kimg
     assert all(float(r[f"val/kid{NUM_GEN}_full"]) > 0 for r in rows)
     assert callback.next_nimg == 6 * BATCH
 
@@ -80,6 +82,9 @@ def test_callback_logs_fid_every_n_kimg_and_checkpoints_the_best(real_dir, tmp_p
     assert [float(r[f"val/{FID}"]) for r in rows] == pytest.approx([expected, expected], rel=1e-5)
     assert float(best.best_model_score) == pytest.approx(expected, rel=1e-5)
     assert best.best_model_path.endswith(".ckpt")
+    # the kimg checkpoints are scored by the figure measured at their kimg (FID runs first), the end's by the last
+    assert list(kimg_files.best_k_models.values()) == pytest.approx([expected] * 3, rel=1e-5)
+    assert kimg_files.best_model_path.endswith("kimg000000.008.ckpt")  # ties keep the first
 
 
 def test_callback_without_real_images_fails_at_start(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import html
+import importlib.metadata
 import io
 import os
 import signal
@@ -31,7 +32,8 @@ from data_modules.scrape.wikiart import WikiArtSite
 from magnet.web.urls import iri_to_uri
 
 REPO = Path(__file__).resolve().parents[1]
-UA = "magnet-test-agent/1.0"
+CONTACT = "tests@magnet.invalid"
+UA = f"magnet-scraper/{importlib.metadata.version('magnet')} (+{CONTACT})"
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Reply:
     cut_after: int | None = None  # close the connection after this many body bytes (Content-Length stays full)
     trickle: float = 0.0  # send the body one byte at a time, this many seconds apart ...
     trickle_head: bool = False  # ... and the status line and headers too
+    hang_up: bool = False  # close the connection after the reply without saying so (no "Connection: close")
 
 
 @dataclass
@@ -55,16 +58,26 @@ class Hit:
 
 
 class FakeWikiArt:
-    """A threaded HTTP server whose routes reply in turn (the last reply repeats) and that logs every hit."""
+    """A threaded HTTP/1.1 server whose routes reply in turn (the last reply repeats) and that logs every hit
+    and counts the TCP connections it accepted."""
 
     def __init__(self):
         self.routes: dict[str, list[Reply]] = {}
         self.hits: list[Hit] = []
+        self.connections = 0
         self.hold: dict[str, threading.Event] = {}  # path -> event the reply waits for
         self.lock = threading.Lock()
         site = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive unless a reply closes
+            disable_nagle_algorithm = True  # as real servers do: a reply is not held back waiting for an ACK
+
+            def setup(self):
+                super().setup()
+                with site.lock:
+                    site.connections += 1
+
             def do_GET(self):
                 site.serve(self)
 
@@ -104,6 +117,7 @@ class FakeWikiArt:
             if reply.cut_after is not None:
                 handler.close_connection = True
                 return
+            handler.close_connection = handler.close_connection or reply.hang_up
             hit.completed = True
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -216,8 +230,9 @@ def scrape_cfg(site_url: str, out_dir: Path, *overrides: str):
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         cfg = compose("prepare", overrides=[
             f"root={out_dir}", f"scrape.base_url={site_url}", "scrape.letters=abc",
-            f"scrape.http.user_agent={UA}", "scrape.http.requests_per_second=null",
-            "scrape.http.backoff=0.01", "scrape.http.max_backoff=0.05", "scrape.http.timeout=5", *overrides,
+            f"scrape.http.contact={CONTACT}", "scrape.http.obey_robots_txt=false",
+            "scrape.http.requests_per_second=null", "scrape.http.backoff=0.01", "scrape.http.max_backoff=0.05",
+            "scrape.http.timeout=5", *overrides,
         ])
     return OmegaConf.to_container(cfg.scrape, resolve=True)
 
@@ -480,8 +495,9 @@ def test_kill_and_resume_downloads_each_image_once(site, museum_paintings, tmp_p
     site.hold[held] = threading.Event()
 
     cfg = ["scrape.letters=w", "scrape.workers=1", "scrape.manifest_save_every_s=60"]
-    overrides = [f"root={tmp_path}", f"scrape.base_url={site.url}", f"scrape.http.user_agent={UA}",
-                 "scrape.http.requests_per_second=null", "scrape.http.timeout=30", *cfg]
+    overrides = [f"root={tmp_path}", f"scrape.base_url={site.url}", f"scrape.http.contact={CONTACT}",
+                 "scrape.http.obey_robots_txt=false", "scrape.http.requests_per_second=null", "scrape.http.timeout=30",
+                 *cfg]
     process = subprocess.Popen(
         [sys.executable, "-m", "data_modules.prepare", "stage=scrape", f"hydra.run.dir={tmp_path}/hydra",
          *overrides], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -518,8 +534,8 @@ def test_kill_and_resume_downloads_each_image_once(site, museum_paintings, tmp_p
 
 
 def client(**overrides) -> HttpClient:
-    settings = dict(user_agent=UA, requests_per_second=None, timeout=5.0, retries=3, backoff=0.01,
-                    max_backoff=0.05, max_retry_after=300.0)
+    settings = dict(contact=CONTACT, obey_robots_txt=False, requests_per_second=None, timeout=5.0, retries=3,
+                    backoff=0.01, max_backoff=0.05, max_retry_after=300.0)
     return HttpClient(**{**settings, **overrides})
 
 

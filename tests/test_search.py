@@ -1,5 +1,6 @@
 """The search: prompt parsing, GA operators, elitism, norms, determinism, CMA-ES, auto-levels, outputs."""
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -11,8 +12,10 @@ import torch
 from PIL import Image
 from scipy import stats
 from torch.utils.data import DataLoader, TensorDataset
+from wandb_records import offline_runs
 
 from magnet import build_generator
+from magnet.entrypoints import closing_loggers
 from magnet.errors import UserError
 from magnet.search import (
     ClipObjective,
@@ -31,6 +34,7 @@ from magnet.search.outputs import contact_sheet, save_png
 from magnet.search.refine import cutouts
 from magnet.search.result import SearchResult
 from magnet.search.strategies.genetic import breed, linear_crossover, mutate, point_crossover, select_elite
+from magnet.training.wandb_logger import KimgWandbLogger
 
 
 @pytest.fixture(scope="module")
@@ -484,10 +488,11 @@ def test_search_preview_logs_the_search_of_each_prompt_every_n_kimg(generator, t
     generator.train()
     w_avg = generator.w_avg.clone()
     logger = pl.loggers.CSVLogger(tmp_path)
+    wandb_logger = KimgWandbLogger(offline=True, save_dir=tmp_path)
     trainer = pl.Trainer(
         max_steps=4,
         default_root_dir=tmp_path,
-        logger=logger,
+        logger=[logger, wandb_logger],
         callbacks=[preview],
         accelerator="cpu",
         enable_checkpointing=False,
@@ -496,16 +501,31 @@ def test_search_preview_logs_the_search_of_each_prompt_every_n_kimg(generator, t
         log_every_n_steps=1,
     )
     data = DataLoader(TensorDataset(torch.zeros(8, 1)), batch_size=1)
-    trainer.fit(TinyGAN(generator), data)
+    with closing_loggers([wandb_logger]):
+        trainer.fit(TinyGAN(generator), data)
     assert generator.training is True  # the callback searched in eval mode and put training mode back
     generator.eval()
     assert torch.equal(generator.w_avg, w_avg)
     folder = tmp_path / "search_preview" / "a-red-circle"
     files = sorted(p.name for p in folder.iterdir())
     assert files == ["kimg000001.000.png", "kimg000002.000.png"]  # at 1 and 2 kimg
-    metrics = (Path(logger.log_dir) / "metrics.csv").read_text()
-    assert "search/a-red-circle" in metrics
+    scores = [(float(row["train/kimg"]), float(row["search/a-red-circle"]))
+              for row in csv.DictReader(open(Path(logger.log_dir) / "metrics.csv")) if row.get("search/a-red-circle")]
+    assert [kimg for kimg, _ in scores] == [1.0, 2.0]
     assert preview.state_dict() == {"next_kimg": 3.0}
+
+    # W&B: a table of (kimg, prompt, seed, score, image) that grows by one row per prompt and preview
+    (run,) = offline_runs(tmp_path)
+    logged = [row for row in run.rows if row.get("search/preview/_type") == "incremental-table-file"]
+    assert [row["train/kimg"] for row in logged] == [1.0, 2.0]
+    increments = [json.loads((run.folder / "files" / row["search/preview/path"]).read_text()) for row in logged]
+    assert all(table["columns"] == ["kimg", "prompt", "seed", "score", "image"] for table in increments)
+    rows = [r for table in increments for r in table["data"]]
+    assert [r[:3] for r in rows] == [[1.0, "a red circle", 2], [2.0, "a red circle", 2]]
+    assert [r[3] for r in rows] == pytest.approx([score for _, score in scores])
+    tables = [a for a in run.artifacts if a.type == "wandb-run-incremental-table"]
+    assert all(any(c.path.startswith("media/images/") and c.path.endswith(".png") for c in a.manifest.contents)
+               for a in tables) and len(tables) == 2  # each increment carries its painting
 
     # the logged painting is the search's best, auto-levelled (the generator did not change in between)
     (objective,) = preview.objectives(torch.device("cpu"))

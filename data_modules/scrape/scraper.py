@@ -1,8 +1,9 @@
 """Scrape public-domain paintings of modern artists from WikiArt into a folder of images plus a manifest.
 
 Three phases over a pool of worker threads: artist index per letter -> artists of a modern movement within
-the life-date bounds -> their public-domain works, downloaded at full size. A failure of any kind is
-recorded and counted for its own item only; a rerun skips what the manifest (or a finished file) already
+the life-date bounds -> their public-domain works, downloaded at full size. The site is read through its HTML
+pages or its JSON endpoints (`source`, see `SOURCES`). A failure of any kind, and a URL robots.txt forbids,
+is recorded and counted for its own item only; a rerun skips what the manifest (or a finished file) already
 holds. An image is downloaded once, however many painting pages link to it: each gets a row naming one file.
 """
 
@@ -22,18 +23,21 @@ from rich.progress import Progress
 from data_modules.files import atomic_write_csv, sha256_file
 from data_modules.scrape.client import FetchError, HttpClient
 from data_modules.scrape.manifest import Manifest, PaintingRecord, name_tag, safe_stem
+from data_modules.scrape.robots import Disallowed
 from data_modules.scrape.wikiart import ArtistEntry, WikiArtSite, WorkEntry
-from magnet.checks import check_float, check_int, check_text, check_texts
-from magnet.errors import ConfigError, config_key
+from data_modules.scrape.wikiart_json import WikiArtJson
+from magnet.checks import check_choice, check_float, check_int, check_text, check_texts
+from magnet.errors import ConfigError, UserError, config_key
 
 log = logging.getLogger(__name__)
 
 IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}  # PIL format -> file extension kept
+SOURCES = {"html": WikiArtSite, "json": WikiArtJson}  # how the site is read: its pages or its JSON endpoints
 
 
 @dataclass
 class ScrapeSummary:
-    """Counts of a scrape run; `failures` lists (url, reason) of everything that failed."""
+    """Counts of a scrape run; `failures` lists (url, reason) of everything that failed or was disallowed."""
 
     artists_found: int = 0
     artists_kept: int = 0
@@ -43,20 +47,21 @@ class ScrapeSummary:
     skipped: int = 0  # already there from an earlier run
     shared: int = 0  # their image was already there for another work: a row naming the same file
     failed: int = 0  # items that failed, and listing pages that listed nothing
+    disallowed: int = 0  # URLs robots.txt forbids: never requested
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def line(self) -> str:
         return (
             f"artists {self.artists_kept}/{self.artists_found} kept; paintings: found {self.found}, "
             f"kept {self.kept}, downloaded {self.downloaded}, skipped {self.skipped}, shared {self.shared}, "
-            f"failed {self.failed}"
+            f"failed {self.failed}, disallowed by robots.txt {self.disallowed}"
         )
 
 
 @dataclass(frozen=True)
 class _Artist:
     entry: ArtistEntry
-    movements: tuple[str, ...]
+    movements: tuple[str, ...] | None  # None: the source tells the movement per painting (its style)
 
 
 @dataclass
@@ -69,7 +74,7 @@ class _Image:
 
 
 class _Scraper:
-    def __init__(self, out_dir: Path, site: WikiArtSite, client: HttpClient, movements: Sequence[str],
+    def __init__(self, out_dir: Path, site: WikiArtSite | WikiArtJson, client: HttpClient, movements: Sequence[str],
                  licenses: Sequence[str], born_after: int, died_before: int, max_bytes: int,
                  workers: int, manifest_save_every_s: float):
         self.images_dir = out_dir / "images"
@@ -99,7 +104,7 @@ class _Scraper:
                                     self.site.index_url, [])
                 artists = {a.url: a for index in indexes for a in index}
                 self.summary.artists_found = len(artists)
-                alive = [a for a in artists.values() if self._dates_ok(a)]
+                alive = [a for a in artists.values() if self._may_keep(a)]
                 modern = [a for a in self._map(pool, progress, "artists", self._read_artist, alive,
                                                lambda a: a.url) if a]
                 self.summary.artists_kept = len(modern)
@@ -125,6 +130,9 @@ class _Scraper:
         def guarded(item):
             try:
                 return fn(item)
+            except Disallowed as e:
+                log.info("not fetched %s: %s", e.url, e.reason)
+                self._record(e.url, e.reason, "disallowed")
             except FetchError as e:
                 self._fail(e.url, e.reason)
             except Exception as e:
@@ -138,8 +146,11 @@ class _Scraper:
 
     def _fail(self, url: str, reason: str) -> None:
         log.warning("failed %s: %s", url, reason)
+        self._record(url, reason, "failed")
+
+    def _record(self, url: str, reason: str, counter: str) -> None:
         with self._lock:
-            self.summary.failed += 1
+            setattr(self.summary, counter, getattr(self.summary, counter) + 1)
             self.summary.failures.append((url, reason))
 
     def _count(self, **increments: int) -> None:
@@ -148,26 +159,28 @@ class _Scraper:
                 setattr(self.summary, name, getattr(self.summary, name) + n)
 
     def _read_index(self, letter: str) -> list[ArtistEntry]:
-        url = self.site.index_url(letter)
-        artists = self.site.parse_index(self.client.get_text(url), url)
+        artists = self.site.index(self.client, letter)
         if not artists:  # every letter has artists: the page is not what it should be
-            self._fail(url, "the artist index lists no artists")
+            self._fail(self.site.index_url(letter), "the artist index lists no artists")
         return artists
 
-    def _dates_ok(self, artist: ArtistEntry) -> bool:
-        return artist.born > self.born_after and artist.died is not None and 0 < artist.died < self.died_before
+    def _may_keep(self, artist: ArtistEntry) -> bool:
+        dates_ok = artist.born > self.born_after and artist.died is not None and 0 < artist.died < self.died_before
+        return dates_ok and artist.public_domain is not False
 
     def _read_artist(self, artist: ArtistEntry) -> _Artist | None:
-        movements = self.site.parse_movements(self.client.get_text(artist.url))
-        if any(word in m.lower() for m in movements for word in self.movements):
-            return _Artist(artist, tuple(movements))
+        movements = self.site.movements(self.client, artist)
+        if movements is None or self._modern(movements):
+            return _Artist(artist, None if movements is None else tuple(movements))
         return None
 
+    def _modern(self, movements: Iterable[str]) -> bool:
+        return any(word in m.lower() for m in movements for word in self.movements)
+
     def _read_works(self, artist: _Artist) -> list[WorkEntry]:
-        url = self.site.works_url(artist.entry.url)
-        works = self.site.parse_works(self.client.get_text(url), artist.entry.url)
+        works = self.site.works(self.client, artist.entry)
         if not works:  # an artist is listed for their works
-            self._fail(url, "the works list lists no works")
+            self._fail(self.site.works_url(artist.entry.url), "the works list lists no works")
         return works
 
     def _fetch_painting(self, work: WorkEntry, artist: _Artist) -> None:
@@ -175,19 +188,25 @@ class _Scraper:
         if known and (self.images_dir / known.file).exists():
             self._count(kept=1, skipped=1)
             return
-        page = self.site.parse_painting(self.client.get_text(work.url), work.url)
+        page = self.site.painting(self.client, work)
         if not page.license:  # every painting page states one: this one did not read as it should
             self._fail(work.url, "painting page shows no licence")
             return
         if not any(x in page.license.lower() for x in self.licenses):
             return
+        if artist.movements is None:  # the painting's style decides
+            if not page.style:
+                self._fail(work.url, "painting details show no style")
+                return
+            if not self._modern([page.style]):
+                return
         if not page.image_url:
-            self._fail(work.url, "painting page has no og:image")
+            self._fail(work.url, "painting page has no image")
             return
         self._count(kept=1)
         title = page.title or work.title
         row = dict(artist=artist.entry.name, title=title, year=page.year or work.year,
-                   movement=page.style or ", ".join(artist.movements), page_url=work.url,
+                   movement=page.style or ", ".join(artist.movements or ()), page_url=work.url,
                    source_url=page.image_url, license=page.license)
         with self._lock:  # the first work to need an image claims it; the others wait for its file
             image = self._images.get(page.image_url)
@@ -237,12 +256,13 @@ def _check_image(path: Path, url: str) -> str:
     return IMAGE_FORMATS[fmt]
 
 
-def check_scrape_settings(base_url: str, language: str, letters: str | Sequence[str], born_after: int,
+def check_scrape_settings(base_url: str, source: str, language: str, letters: str | Sequence[str], born_after: int,
                           died_before: int, movements: Sequence[str], licenses: Sequence[str], workers: int,
                           max_bytes: int, manifest_save_every_s: float, http: Mapping) -> None:
     """Refuse bad scrape settings (`prepare` checks them before any stage runs)."""
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise ConfigError("base_url", base_url, "an http:// or https:// address")
+    check_choice("source", source, tuple(SOURCES))
     check_text("language", language)
     (check_text if isinstance(letters, str) else check_texts)("letters", letters)
     check_int("born_after", born_after)
@@ -256,12 +276,25 @@ def check_scrape_settings(base_url: str, language: str, letters: str | Sequence[
         HttpClient(**http)
 
 
-def scrape(out_dir: str | Path, base_url: str, language: str, letters: str | Sequence[str], born_after: int,
-           died_before: int, movements: Sequence[str], licenses: Sequence[str], workers: int, max_bytes: int,
-           manifest_save_every_s: float, http: Mapping) -> ScrapeSummary:
+def scrape(out_dir: str | Path, base_url: str, source: str, language: str, letters: str | Sequence[str],
+           born_after: int, died_before: int, movements: Sequence[str], licenses: Sequence[str], workers: int,
+           max_bytes: int, manifest_save_every_s: float, http: Mapping) -> ScrapeSummary:
     """Run the scrape into `out_dir` (images/, manifest.csv, failures.csv); see conf/prepare.yaml."""
-    check_scrape_settings(base_url, language, letters, born_after, died_before, movements, licenses, workers,
-                          max_bytes, manifest_save_every_s, http)
-    scraper = _Scraper(Path(out_dir), WikiArtSite(base_url, language), HttpClient(**http), movements,
-                       licenses, born_after, died_before, max_bytes, workers, manifest_save_every_s)
-    return scraper.run(letters)
+    check_scrape_settings(base_url, source, language, letters, born_after, died_before, movements, licenses,
+                          workers, max_bytes, manifest_save_every_s, http)
+    client = HttpClient(**http)
+    if http.get("contact") is None:
+        log.warning("scrape.http.contact is not set: the sites cannot tell who to write to about this crawler")
+    try:
+        site = SOURCES[source](base_url, language)
+        if client.robots:  # a site that does not answer is one clear error, not a failure per page
+            try:
+                client.robots.rules(site.base_url)
+            except FetchError as e:
+                raise UserError(f"{e.reason}; is scrape.base_url={base_url!r} right and the "
+                                "site up? (scrape.http.obey_robots_txt=false skips robots.txt)") from None
+        scraper = _Scraper(Path(out_dir), site, client, movements, licenses, born_after, died_before, max_bytes,
+                           workers, manifest_save_every_s)
+        return scraper.run(letters)
+    finally:
+        client.close()

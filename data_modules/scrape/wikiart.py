@@ -1,5 +1,8 @@
-"""Everything that knows WikiArt's URLs and page layout: when the site changes, only this file changes.
+"""Everything that knows WikiArt's HTML pages: when their layout changes, only this file changes (and
+`scrape.source=json` reads the site through `wikiart_json` meanwhile).
 
+A source (this one, `WikiArtJson`) names its listing URLs (`index_url`, `works_url`) and reads, through the
+scraper's client, an index letter's artists, an artist's movements, an artist's works and a painting's details.
 Pages read: the artist index per letter (`/en/Alphabet/<letter>/text-list`), an artist's page (its
 "Art Movement:" field), the artist's works list (`<artist>/all-works/text-list`) and a painting's page
 (title, "Date:", "Style:", licence, and the `og:image` URL whose `!Large.jpg`-style suffix is dropped).
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
+from data_modules.scrape.client import HttpClient
 from magnet.web.urls import iri_to_uri
 
 _LIFE_DATES = re.compile(r"(\d{3,4})\s*[-\u2013]\s*(\d{3,4})?")
@@ -21,21 +25,24 @@ _YEAR = re.compile(r"\d{3,4}")
 
 @dataclass(frozen=True)
 class ArtistEntry:
-    """One line of the artist index: name, page URL, life dates (`died` is None for a living artist)."""
+    """One line of the artist index: name, page URL, life dates (`died` is None for a living artist), and
+    whether their works are in the public domain (None: the index does not say)."""
 
     name: str
     url: str
     born: int
     died: int | None
+    public_domain: bool | None = None
 
 
 @dataclass(frozen=True)
 class WorkEntry:
-    """One line of an artist's works list."""
+    """One line of an artist's works list (`image_url`: the original image, when the list gives it)."""
 
     title: str
     url: str
     year: str
+    image_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,7 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
-def _absolute(base: str, href: str) -> str | None:
+def absolute_url(base: str, href: str) -> str | None:
     """`href` resolved against `base` in URI form; as written if it cannot be encoded (the client will say why
     it cannot be fetched), None if it cannot even be parsed."""
     try:
@@ -179,11 +186,24 @@ class WikiArtSite:
     def works_url(self, artist_url: str) -> str:
         return artist_url.rstrip("/") + "/all-works/text-list"
 
+    def index(self, client: HttpClient, letter: str) -> list[ArtistEntry]:
+        url = self.index_url(letter)
+        return self.parse_index(client.get_text(url), url)
+
+    def movements(self, client: HttpClient, artist: ArtistEntry) -> list[str]:
+        return self.parse_movements(client.get_text(artist.url))
+
+    def works(self, client: HttpClient, artist: ArtistEntry) -> list[WorkEntry]:
+        return self.parse_works(client.get_text(self.works_url(artist.url)), artist.url)
+
+    def painting(self, client: HttpClient, work: WorkEntry) -> PaintingPage:
+        return self.parse_painting(client.get_text(work.url), work.url)
+
     def parse_index(self, html: str, page_url: str) -> list[ArtistEntry]:
         """Artists of an index page: each list item links to the artist and ends with ", born - died"."""
         artists = []
         for item in _parse(html).items:
-            url = item.link and _absolute(page_url, item.link[0])
+            url = item.link and absolute_url(page_url, item.link[0])
             if not url or not self._is_site_page(url, depth=2):
                 continue
             dates = _LIFE_DATES.search("".join(item.text).replace(item.link[1], "", 1))
@@ -203,7 +223,7 @@ class WikiArtSite:
         artist_path = urlsplit(artist_url).path.rstrip("/") + "/"
         works = []
         for item in _parse(html).items:
-            url = item.link and _absolute(page_url, item.link[0])
+            url = item.link and absolute_url(page_url, item.link[0])
             if not url or not self._is_site_page(url, depth=3):
                 continue
             path = urlsplit(url).path
@@ -224,7 +244,7 @@ class WikiArtSite:
             year=", ".join(page.fields.get("Date", [])),
             style=", ".join(page.fields.get("Style", [])),
             license=", ".join(licence),
-            image_url=self.original_image_url(_absolute(page_url, image) or image) if image else "",
+            image_url=self.original_image_url(absolute_url(page_url, image) or image) if image else "",
         )
 
     @staticmethod

@@ -3,6 +3,7 @@ hf://owner/repo/file, an http(s) URL, each downloaded once into the cache, or a 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -64,6 +65,22 @@ def checkpoint_reference(ref: str | os.PathLike) -> str:
     if isinstance(ref, str) and (ref in MODELS or ref.startswith((HUB_PREFIX, *WEB))):
         return ref
     return str(Path(ref).expanduser().resolve())
+
+
+def checkpoint_sha256(ref: str | os.PathLike) -> str:
+    """The SHA-256 of a checkpoint's file (hex), the identity a painting records of the model that made it."""
+    path = resolve_checkpoint(ref)
+    stat = path.stat()
+    return _file_sha256(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:  # size and time: a changed file is hashed again
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fetch_url(url: str, cache_dir) -> Path:

@@ -50,7 +50,8 @@ def read_checkpoint(path) -> dict:
         with torch.serialization.safe_globals([argparse.Namespace]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch's readers fail with many types on files that are not checkpoints
-        if found := re.search(r"Unsupported global: GLOBAL (\S+)", str(err)):
+        # torch names the global two ways: unknown ones, and those of modules it blocks (os, subprocess, ...)
+        if found := re.search(r"[Uu]nsupported (?:global: )?GLOBAL (\S+)", str(err)):
             raise UserError(
                 f"checkpoint {path} holds code ({found.group(1)}), not only weights, so magnet will not load it; "
                 "use a checkpoint of tensors (rosinality's, MAGnet's or one written by magnet)"

@@ -11,6 +11,7 @@ import torch
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from magnet.errors import MissingFileError, UserError
+from magnet.image_files import READ_ERRORS, open_image
 from magnet.search.postprocess import auto_levels
 
 METADATA_KEY = "magnet"  # PNG text chunk holding the JSON recipe (prompt, seed, checkpoint, settings, latent)
@@ -41,13 +42,23 @@ def read_png_metadata(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path} does not exist; give the path of a PNG written by generate.py")
-    with Image.open(path) as image:
-        text = getattr(image, "text", {}).get(METADATA_KEY)
+    try:
+        with open_image(path) as image:
+            text = getattr(image, "text", {}).get(METADATA_KEY)
+    except READ_ERRORS as err:
+        raise UserError(f"{path} cannot be read as an image ({err}); give a painting.png written by magnet") from err
     if text is None:
         raise UserError(
             f"{path} has no '{METADATA_KEY}' metadata; only PNGs written by generate.py carry one"
         )
-    return json.loads(text)
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: its '{METADATA_KEY}' metadata is not valid JSON ({err}); the file was altered") \
+            from err
+    if not isinstance(metadata, dict):
+        raise UserError(f"{path}: its '{METADATA_KEY}' metadata is not a recipe (a JSON object); the file was altered")
+    return metadata
 
 
 def _tile(thumb: torch.Tensor) -> Image.Image:

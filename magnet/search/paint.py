@@ -52,6 +52,29 @@ class PaintSettings:
                 self.refine = Refiner(**self.refine)
 
 
+def finish(space, objective, latent, score: float, refiner: Refiner, seed: int, discriminator=None, progress=None,
+           exact: bool = True):
+    """A found latent as a painting: refined in W+ when `refiner.steps` > 0 -> (space, latent, image, score).
+
+    The image is full size in float32; `exact`: `score` is already its score (a search without bf16 or previews).
+    """
+    if refiner.steps > 0:
+        rng = torch.Generator().manual_seed(int(seed))
+        latent = refiner.run(space, objective, latent, rng, discriminator, progress)
+        space = LatentSpace(space.generator, "w+", space.truncation_psi)  # refinement moves in W+
+    image = space.render_one(latent)
+    if refiner.steps > 0 or not exact:  # the search's score was for the unrefined latent or another render
+        with torch.no_grad():
+            score = float(objective(image[None].to(space.device)))
+    return space, latent, image, score
+
+
+def painting_metadata(recipe: dict, prompt: str, seed: int, score: float, space, latent) -> dict:
+    """What a painting.png carries so that `generate.py from_png=` renders it again from the file alone."""
+    return {**recipe, "prompt": prompt, "seed": int(seed), "score": float(score), "space": space.name,
+            "truncation_psi": space.truncation_psi, "latent": torch.as_tensor(latent).tolist()}
+
+
 def paint(generator, objective, seed: int, out_dir, strategy, settings: PaintSettings, recipe: dict,
           discriminator=None, progress=None) -> Path:
     """Search for `objective` (a ClipObjective) with `seed`; write painting.png (+ sheets, search.json, GIF).
@@ -64,21 +87,12 @@ def paint(generator, objective, seed: int, out_dir, strategy, settings: PaintSet
     precision = resolve(settings.precision, space.device)
     result = run_search(strategy, space, objective, seed, settings.batch_size, settings.thumb_size, progress,
                         precision, settings.preview)
-    latent, score = result.best_latent, result.best_score
-    if settings.refine.steps > 0:
-        rng = torch.Generator().manual_seed(int(seed))
-        latent = settings.refine.run(space, objective, latent, rng, discriminator, progress)
-        space = LatentSpace(generator, "w+", settings.truncation_psi)  # refinement moves in W+
-    image = space.render_one(latent)
-    if settings.refine.steps > 0 or settings.preview or precision != "fp32":  # not the search's score then
-        with torch.no_grad():
-            score = float(objective(image[None].to(space.device)))
-
+    exact = precision == "fp32" and not settings.preview
+    space, latent, image, score = finish(space, objective, result.best_latent, result.best_score, settings.refine,
+                                         seed, discriminator, progress, exact)
     out_dir = Path(out_dir)  # save_png makes it: nothing is written for a painting it refuses
     label = prompt_label(objective.prompts)
-    metadata = {**recipe, "prompt": label, "seed": int(seed), "score": score, "space": space.name,
-                "truncation_psi": settings.truncation_psi, "latent": latent.tolist()}
-    path = save_png(out_dir / "painting.png", image, metadata)
+    path = save_png(out_dir / "painting.png", image, painting_metadata(recipe, label, seed, score, space, latent))
     write_search_json(out_dir / "search.json", {**recipe, "prompt": label, "seed": int(seed), "precision": precision,
                                                 "preview_size": space.preview_size if settings.preview else None},
                       result)

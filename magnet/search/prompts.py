@@ -86,10 +86,13 @@ class ClipObjective(nn.Module):
 
 
 def _open_rgb(path: str):
-    from PIL import Image
+    """An image prompt as upright RGB, with the pixel limit of every image magnet reads."""
+    from magnet.image_files import READ_ERRORS, read_rgb
 
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    try:
+        return read_rgb(path)
+    except READ_ERRORS as err:
+        raise UserError(f"image prompt {path} cannot be read ({err}); give a JPEG/PNG/WebP image file") from err
 
 
 def collect_prompts(prompt=None, prompts=None) -> list:

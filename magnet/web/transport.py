@@ -1,10 +1,12 @@
-"""One HTTP GET on the wire: a connection per request, redirects followed, a whole-request deadline, and the
-body's Content-Encoding (gzip, deflate) undone. Policy (rate, retries, what counts as failure) is the client's.
+"""One HTTP GET on the wire: keep-alive connections from a pool shared by threads, redirects followed, a
+whole-request deadline, and the body's Content-Encoding (gzip, deflate) undone. Policy (rate, retries, what
+counts as failure) is the client's.
 """
 
 from __future__ import annotations
 
 import http.client
+import selectors
 import socket
 import threading
 import time
@@ -20,12 +22,13 @@ CHUNK_BYTES = 1 << 16
 
 
 class FetchError(Exception):
-    """A URL that could not be fetched; `reason` says why in a few words."""
+    """A URL that could not be fetched; `reason` says why in a few words, `status` is the HTTP status if any."""
 
-    def __init__(self, url: str, reason: str):
+    def __init__(self, url: str, reason: str, status: int | None = None):
         super().__init__(f"{url}: {reason}")
         self.url = url
         self.reason = reason
+        self.status = status
 
 
 class Deadline:
@@ -33,12 +36,14 @@ class Deadline:
 
     Each connect step waits at most the time left; once connected, a timer shuts the socket down when the time
     is up, which ends any read blocked on it. `expired` then tells that short or failed read from a real one.
+    A socket `release`d in time (its connection goes back to a pool) is no longer watched.
     """
 
     def __init__(self, seconds: float):
         self.seconds = seconds
         self._end = time.monotonic() + seconds
-        self._timers: list[threading.Timer] = []
+        self._timers: dict[socket.socket, threading.Timer] = {}
+        self._lock = threading.Lock()
         self.expired = False
 
     def remaining(self) -> float:
@@ -51,35 +56,116 @@ class Deadline:
     def watch(self, sock: socket.socket) -> None:
         timer = threading.Timer(self.remaining(), self._expire, (sock,))
         timer.daemon = True
-        self._timers.append(timer)
+        with self._lock:
+            self._timers[sock] = timer
         timer.start()
 
+    def release(self, sock: socket.socket) -> bool:
+        """Stop watching `sock`; False if the deadline has already shut it down."""
+        with self._lock:
+            timer = self._timers.pop(sock, None)
+        if timer is not None:
+            timer.cancel()
+        return timer is not None
+
     def _expire(self, sock: socket.socket) -> None:
-        self.expired = True
-        try:
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
-        except OSError:  # already closed
-            pass
+        with self._lock:
+            if self._timers.pop(sock, None) is None:  # released meanwhile: back in a pool, not ours to shut
+                return
+            self.expired = True
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
+            except OSError:  # already closed
+                pass
 
     def __enter__(self) -> Deadline:
         return self
 
     def __exit__(self, *exc) -> None:
-        for timer in self._timers:
+        with self._lock:
+            timers, self._timers = list(self._timers.values()), {}
+        for timer in timers:
             timer.cancel()
 
 
+class ConnectionPool:
+    """Idle keep-alive connections per origin (scheme, host:port), shared by threads.
+
+    A request takes an idle connection (or opens one) for itself alone and gives it back once its reply has
+    been read to the end; a pool of size 0 keeps nothing, so every request opens its own connection.
+    """
+
+    def __init__(self, max_idle_per_origin: int = 16):
+        self.max_idle = max_idle_per_origin
+        self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, origin: tuple[str, str], deadline: Deadline,
+             fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        """A connected connection to `origin` and whether it was used before (`fresh`: never an idle one)."""
+        timeout = deadline.remaining()
+        while not fresh:
+            with self._lock:
+                idle = self._idle.get(origin)
+                connection = idle.pop() if idle else None
+            if connection is None:
+                break
+            if _dropped(connection):  # the server closed it while it sat idle
+                connection.close()
+                continue
+            connection.sock.settimeout(timeout)
+            return connection, True
+        scheme, netloc = origin
+        kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        connection = kind(netloc, timeout=timeout)
+        try:
+            connection.connect()
+        except BaseException:
+            connection.close()
+            raise
+        return connection, False
+
+    def give_back(self, origin: tuple[str, str], connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(origin, [])
+            if len(idle) < self.max_idle:
+                idle.append(connection)
+                return
+        connection.close()
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            idle, self._idle = [c for cs in self._idle.values() for c in cs], {}
+        for connection in idle:
+            connection.close()
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection is gone: readable while no request is out means closed (or garbage)."""
+    if connection.sock is None:
+        return True
+    with selectors.DefaultSelector() as selector:
+        selector.register(connection.sock, selectors.EVENT_READ)
+        return bool(selector.select(0))
+
+
 @contextmanager
-def open_url(url: str, headers: Mapping[str, str], deadline: Deadline,
-             max_redirects: int) -> Iterator[http.client.HTTPResponse]:
-    """GET `url` (already a URI), following up to `max_redirects` redirects; yields the final response."""
+def open_url(url: str, headers: Mapping[str, str], deadline: Deadline, max_redirects: int,
+             pool: ConnectionPool | None = None) -> Iterator[http.client.HTTPResponse]:
+    """GET `url` (already a URI), following up to `max_redirects` redirects; yields the final response.
+
+    Connections come from `pool` and go back to it when their reply was read to the end (None: a connection
+    of its own for each request).
+    """
+    pool = pool or ConnectionPool(max_idle_per_origin=0)
     chain = [url]
     while True:
-        connection, response = _get(chain[-1], headers, deadline)
+        origin, connection, response = _get(chain[-1], headers, deadline, pool)
         location = response.getheader("Location")
         if response.status not in REDIRECTS or not location:
             break
-        _close(connection, response)
+        _finish(pool, origin, connection, response, deadline)
         target = _redirect_target(chain[-1], location)
         if target in chain:
             loop = " -> ".join(chain[chain.index(target):] + [target])
@@ -90,34 +176,61 @@ def open_url(url: str, headers: Mapping[str, str], deadline: Deadline,
     try:
         yield response
     finally:
-        _close(connection, response)
+        _finish(pool, origin, connection, response, deadline)
 
 
-def _close(connection: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+def _finish(pool: ConnectionPool, origin: tuple[str, str], connection: http.client.HTTPConnection,
+            response: http.client.HTTPResponse, deadline: Deadline) -> None:
+    """Give the connection back to the pool if its reply is over and it may carry another, else close it."""
+    sock = connection.sock
+    if sock is not None and not response.will_close and _drain(response) and deadline.release(sock):
+        pool.give_back(origin, connection)
+        return
     response.close()  # the response may own the socket (Connection: close), else the connection does
     connection.close()
 
 
-def _get(url: str, headers: Mapping[str, str], deadline: Deadline):
+def _drain(response: http.client.HTTPResponse) -> bool:
+    """Whether the body was read to its end, after reading what is left of a small one (an error page's)."""
+    if response.isclosed():
+        return True
+    if response.length is not None and response.length > CHUNK_BYTES:
+        return False
+    try:
+        response.read(CHUNK_BYTES)
+    except (OSError, http.client.HTTPException):
+        return False
+    return response.isclosed()
+
+
+def _get(url: str, headers: Mapping[str, str], deadline: Deadline, pool: ConnectionPool):
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise FetchError(url, "not an http(s) URL")
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = kind(parts.netloc.rpartition("@")[2], timeout=deadline.remaining())
-    try:
+    origin = (parts.scheme, parts.netloc.rpartition("@")[2])
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    fresh = False
+    while True:
         try:
-            connection.connect()
+            connection, reused = pool.take(origin, deadline, fresh)
         except (TimeoutError, ConnectionError):  # worth another try
             raise
         except OSError as e:  # unknown host, no route, TLS refused: not worth one
             raise FetchError(url, f"cannot connect ({e})") from None
-        deadline.watch(connection.sock)
-        connection.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
-                           headers=dict(headers))
-        return connection, connection.getresponse()
-    except BaseException:
-        connection.close()
-        raise
+        sock = connection.sock  # http.client drops it on a ConnectionError
+        try:
+            deadline.watch(sock)
+            connection.request("GET", target, headers=dict(headers))
+            return origin, connection, connection.getresponse()
+        except ConnectionError:
+            if not reused or not deadline.release(sock):
+                connection.close()
+                raise
+            connection.close()
+            fresh = True  # a kept connection the server had just closed: once more on a new one
+        except BaseException:
+            connection.close()
+            raise
 
 
 def _redirect_target(url: str, location: str) -> str:

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 from PIL import Image
+from pytorch_lightning.loggers import WandbLogger
 
 from magnet.checks import check_float
 from magnet.training.rng import preserved_rng
@@ -13,6 +14,11 @@ from magnet.training.rng import preserved_rng
 def kimg_tag(kimg: float) -> str:
     """File-name tag of a training time: kimg000012.500 (sorts in time order)."""
     return f"kimg{kimg:010.3f}"
+
+
+def kimg_of(path: str | Path) -> float:
+    """The training time a file named by `kimg_tag` was written at: .../kimg000012.500.ckpt -> 12.5."""
+    return float(Path(path).stem.removeprefix("kimg"))
 
 
 class EveryKimg(pl.Callback):
@@ -56,6 +62,13 @@ def _nimg(pl_module) -> int:
     return round(float(pl_module.kimg) * 1000)
 
 
+def log_metrics(trainer, metrics: dict, kimg: float) -> None:
+    """Scalars to every logger, with the training time `train/kimg` in the same row: W&B plots every key
+    against it, and a CSV row says when it was measured."""
+    for logger in trainer.loggers:
+        logger.log_metrics({**metrics, "train/kimg": kimg}, step=trainer.global_step)
+
+
 def save_and_log_image(trainer, folder: str, key: str, image: np.ndarray, caption: str, kimg: float) -> Path:
     """An HWC uint8 image as `<run>/<folder>/<kimg tag>.png`, and to the loggers that show images (W&B,
     TensorBoard). Called on every rank; only rank 0 writes."""
@@ -65,8 +78,10 @@ def save_and_log_image(trainer, folder: str, key: str, image: np.ndarray, captio
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path)
     for logger in trainer.loggers:
-        if hasattr(logger, "log_image"):  # WandbLogger
-            logger.log_image(key=key, images=[image], step=trainer.global_step, caption=[caption])
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            logger.log_metrics({key: wandb.Image(image, caption=caption), "train/kimg": kimg}, trainer.global_step)
         elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoardLogger
             logger.experiment.add_image(key, image, trainer.global_step, dataformats="HWC")
     return path

@@ -19,7 +19,7 @@ from magnet.errors import UserError, config_key
 from magnet.metrics import MetricSettings, MetricSuite
 from magnet.metrics.stats import real_images
 
-from .base import EveryKimg
+from .base import EveryKimg, log_metrics
 
 
 class FIDCallback(EveryKimg):
@@ -45,8 +45,7 @@ class FIDCallback(EveryKimg):
         metrics = {f"val/{name}": value for name, value in self.measure(trainer, pl_module).items()}
         # Straight to the loggers, once (a self.log from this hook is re-sent at later steps), and to
         # callback_metrics, where ModelCheckpoint and EarlyStopping look for `val/fid10k_full`.
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+        log_metrics(trainer, metrics, kimg)
         trainer.callback_metrics.update({name: torch.tensor(value) for name, value in metrics.items()})
 
     def on_fit_start(self, trainer, pl_module) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from pytorch_lightning.loggers import WandbLogger
 
 from magnet.checks import check_bool, check_float, check_int
 from magnet.errors import config_key
@@ -13,7 +14,7 @@ from magnet.search import ClipObjective, GeneticSearch, LatentSpace, auto_levels
 from magnet.search.paint import slug
 from magnet.search.space import check_space
 
-from .base import EveryKimg, save_and_log_image
+from .base import EveryKimg, log_metrics, save_and_log_image
 
 
 class SearchPreview(EveryKimg):
@@ -22,8 +23,9 @@ class SearchPreview(EveryKimg):
     `precision` and `preview` are the search's (magnet.search.Evaluator); the logged painting is float32.
 
     `strategy` is any ask/tell Strategy (default: a small GA). Paintings go to `<run>/search_preview/<prompt>/`
-    and to W&B / TensorBoard; every logger gets the scores. Only global rank 0 searches; the search has its
-    own RNG, so training is not perturbed.
+    and to W&B / TensorBoard; every logger gets the scores, and W&B a table `search/preview` of (kimg, prompt,
+    seed, score, image) that grows at every preview, to compare prompts across training. Only global rank 0
+    searches; the search has its own RNG, so training is not perturbed.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class SearchPreview(EveryKimg):
         self.batch_size, self.precision, self.score_on_preview = batch_size, precision, preview
         self.strategy = strategy if strategy is not None else GeneticSearch(num_initial_samples=32, generations=3)
         self._objectives = None
+        self._table = None  # the W&B table, created at the first preview logged to W&B
 
     def run(self, trainer, pl_module, kimg: float) -> None:
         if trainer.is_global_zero:
@@ -89,9 +92,23 @@ class SearchPreview(EveryKimg):
 
     def preview(self, trainer, pl_module, kimg: float) -> None:
         results = self.search(pl_module.g_ema, pl_module.device)
-        scores = {f"search/{slug(p)}": score for p, (_, score) in zip(self.prompts, results, strict=True)}
-        for logger in trainer.loggers:
-            logger.log_metrics(scores, trainer.global_step)
+        log_metrics(trainer, {f"search/{slug(p)}": score for p, (_, score) in zip(self.prompts, results, strict=True)},
+                    kimg)
         for prompt, (image, score) in zip(self.prompts, results, strict=True):
-            save_and_log_image(trainer, f"search_preview/{slug(prompt)}", f"search/{slug(prompt)}", image,
+            save_and_log_image(trainer, f"search_preview/{slug(prompt)}", f"search/{slug(prompt)}/painting", image,
                                f"{prompt} ({score:+.3f})", kimg)
+        wandb_loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+        if wandb_loggers:
+            table = self.table(kimg, results)
+            for logger in wandb_loggers:
+                logger.log_metrics({"search/preview": table, "train/kimg": kimg}, trainer.global_step)
+
+    def table(self, kimg: float, results: list[tuple[np.ndarray, float]]):
+        """The W&B table with this preview's rows added; incremental, so each log sends only the new rows."""
+        import wandb
+
+        if self._table is None:
+            self._table = wandb.Table(columns=["kimg", "prompt", "seed", "score", "image"], log_mode="INCREMENTAL")
+        for prompt, (image, score) in zip(self.prompts, results, strict=True):
+            self._table.add_data(kimg, prompt, self.seed, score, wandb.Image(image, caption=prompt))
+        return self._table

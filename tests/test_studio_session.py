@@ -1,0 +1,210 @@
+"""The studio without a browser: a StudioSession does what the page does, and refuses bad input in words."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from studio_setup import compose_studio, studio_overrides, tiny_checkpoint
+
+from generate import regenerate
+from magnet.errors import UserError
+from magnet.search import read_png_metadata
+from magnet.studio.models import LAST_RUN, SharedModels, model_choices, page_reference
+from magnet.studio.session import StudioSession, inside
+from studio import build, launch_options, studio_settings
+
+PROMPT = "a red circle | text:-0.5"
+
+
+class MakesAFolder:
+    """Unpickling this would create `path`: a checkpoint that runs code."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("studio")
+    cfg = compose_studio(studio_overrides(tiny_checkpoint(folder), folder / "out"))
+    return cfg, SharedModels("cpu"), studio_settings(cfg)
+
+
+@pytest.fixture
+def session(setup, tmp_path):
+    cfg, models, settings = setup
+    return StudioSession(models, tmp_path / "session", settings)
+
+
+@pytest.fixture
+def searched(session):
+    """A session after the initial population of a search (8 paintings)."""
+    list(session.search(PROMPT, seed=3, generations=0))
+    return session
+
+
+def test_a_search_yields_each_generation_as_it_is_scored_and_stopping_keeps_them(session):
+    steps = session.search(PROMPT, seed=3, generations=5)
+    first = next(steps)
+    assert len(session.history) == 1 and first.generation.num_parents == 0 and len(first.generation.scores) == 8
+    steps.close()  # the person pressed stop
+    assert len(session.history) == 1 and session.current == 0
+    second = list(session.search(PROMPT, seed=3, generations=1))
+    assert len(second) == 2 and len(session.history) == 3 and second[1].generation.num_parents == 2
+
+
+def test_picked_parents_breed_the_next_generation_then_undo_and_history(searched):
+    before = searched.entry.generation
+    assert searched.pick(4) == [4] and searched.pick(1) == [4, 1] and searched.pick(4) == [1]
+    searched.pick(5)
+    new = searched.breed(PROMPT, mutation_amount=0.1, clip_weight=0.0).generation
+    assert new.num_parents == 2 and torch.equal(new.latents[:2], before.latents[[1, 5]])
+    assert torch.equal(new.thumbnails[:2], before.thumbnails[[1, 5]]) and len(new.scores) == 2 + 6
+    assert searched.current == 1 and searched.chosen == []
+    searched.go_to(0)
+    searched.breed(PROMPT, clip_weight=1.0)  # CLIP alone needs no picks
+    assert searched.history[-1].generation.num_parents == 4 and searched.current == 2
+    searched.undo()
+    assert len(searched.history) == 2 and searched.current == 1
+
+
+def test_a_painting_re_renders_the_same_pixels_from_its_metadata(setup, searched, tmp_path):
+    cfg = setup[0]
+    for kwargs in ({"truncation_psi": 0.5}, {"refine_steps": 1}):  # as found: the browser test
+        path = searched.painting(2, name="../../outside", **kwargs)
+        assert path.parent == (searched.folder / "paintings").resolve() and path.name == "outside.png"
+        again = regenerate(compose_studio_generate(cfg, path, tmp_path))
+        assert np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(again)))
+        meta = read_png_metadata(path)
+        assert meta["prompt"] == PROMPT and meta["truncation_psi"] == kwargs.get("truncation_psi", 1)
+        assert meta["space"] == ("w+" if kwargs.get("refine_steps") else "z")
+
+
+def compose_studio_generate(cfg, png, out):
+    from hydra import compose, initialize_config_dir
+    from studio_setup import ROOT
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("generate", overrides=[f"from_png={png}", f"output_dir={out}"])
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "..", ".", "", "a/../../b", "..\\..\\x",
+                                  "~/x", "nul\x00byte", "x" * 500, "CON", "é/ü"])
+def test_names_from_a_person_never_leave_the_session_folder(tmp_path, name):
+    path = inside(tmp_path, name, ".png")
+    assert path.parent == tmp_path.resolve() and path.name.endswith(".png") and len(path.name) < 100
+
+
+def test_saved_sessions_open_again_and_files_stay_inside(searched, setup, tmp_path):
+    searched.pick(0)
+    searched.breed(PROMPT)
+    saved = searched.save("../../my session")
+    assert saved == (searched.folder / "saved" / "my-session.pt").resolve()
+    sheet = searched.contact_sheet()
+    assert sheet.parent == (searched.folder / "sheets").resolve() and Image.open(sheet).size[0] > 32
+    other = StudioSession(setup[1], tmp_path / "other", setup[2])
+    other.open(saved)
+    assert len(other.history) == 2 and other.current == 1
+    for a, b in zip(searched.history, other.history):
+        assert torch.equal(a.generation.latents, b.generation.latents) and a.label == b.label
+
+
+def test_a_checkpoint_or_session_that_runs_code_is_refused_and_the_session_keeps_its_state(searched, tmp_path):
+    marker = tmp_path / "code-ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"g_ema": {}, "payload": MakesAFolder(marker)}, evil)
+    model, history = searched.model, list(searched.history)
+    with pytest.raises(UserError, match=r"evil\.pt holds code \(posix\.mkdir\)"):
+        searched.set_model(str(evil))
+    with pytest.raises(UserError, match="not a studio session file"):
+        searched.open(evil)
+    assert not marker.exists() and searched.model == model and searched.history == history
+    remote = torch.load(searched.save("remote"), weights_only=True)
+    remote["history"][0]["model"] = "https://example.com/evil.pt"  # a session file naming a URL: no download
+    torch.save(remote, tmp_path / "remote.pt")
+    with pytest.raises(UserError, match="local files only"):
+        searched.open(tmp_path / "remote.pt")
+    assert searched.history == history
+
+
+def test_bad_requests_are_refused_in_words_and_change_nothing(searched, tmp_path):
+    history, current = list(searched.history), searched.current
+    with pytest.raises(UserError, match="empty"):
+        next(searched.search("  ", seed=1))
+    with pytest.raises(UserError, match="no parents picked"):
+        searched.breed(PROMPT, clip_weight=0.0)
+    with pytest.raises(UserError, match="does not exist"):
+        searched.set_model(str(tmp_path / "missing.pt"))
+    with pytest.raises(UserError, match="unknown strategy"):
+        next(searched.search(PROMPT, strategy="../genetic"))
+    for index in (99, -1):
+        with pytest.raises(UserError, match="not in this generation"):
+            searched.pick(index)
+    searched.pick(0), searched.pick(1), searched.pick(2), searched.pick(3)
+    with pytest.raises(UserError, match="4 parents picked already"):
+        searched.pick(4)
+    assert searched.history == history and searched.current == current and searched.chosen == [0, 1, 2, 3]
+
+
+def test_a_fresh_session_says_what_to_do_first(session):
+    for action in (lambda: session.breed(PROMPT, clip_weight=1.0), lambda: session.painting(0), session.undo):
+        with pytest.raises(UserError, match="no generation yet|nothing to undo"):
+            action()
+
+
+def test_uploaded_images_are_size_limited_and_decoded_under_the_pixel_limit(session, huge_png, museum_paintings,
+                                                                             tmp_path):
+    with pytest.raises(UserError, match="cannot be read as an image.*exceeds"):
+        session.set_image_prompt(huge_png)
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(UserError, match="cannot be read as an image"):
+        session.set_image_prompt(tmp_path / "junk.png")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (session.settings.max_upload_bytes + 1))
+    with pytest.raises(UserError, match="bytes"):
+        session.set_image_prompt(big)
+    assert session.image_prompt is None
+    kept = session.set_image_prompt(museum_paintings[0])
+    assert os.path.dirname(kept) == str(session.folder)
+    with_image = session.objective("a red circle", image_weight=0.5)
+    assert [p.weight for p in with_image.prompts] == [1.0, 0.5] and with_image.prompts[1].is_image
+
+
+def test_an_image_prompt_file_above_the_pixel_limit_is_refused_from_its_header(random_clip, huge_png):
+    from magnet.search import ClipObjective, parse_prompt
+
+    with pytest.raises(UserError, match="image prompt .* cannot be read"):
+        ClipObjective(random_clip, parse_prompt("a cat", image_prompts=[str(huge_png)]))
+
+
+def test_the_model_picker_offers_the_last_training_run_and_refuses_urls(tmp_path, setup):
+    runs = tmp_path / "runs"
+    assert LAST_RUN not in model_choices(runs)
+    (runs / "2026-12-01_10-00-00" / "checkpoints").mkdir(parents=True)
+    last = runs / "2026-12-01_10-00-00" / "checkpoints" / "last.ckpt"
+    shutil.copy(setup[0].ckpt_path, last)
+    assert model_choices(runs)[-1] == LAST_RUN and "magnet" in model_choices(runs)
+    assert page_reference(LAST_RUN, runs) == str(last)
+    for url in ("https://example.com/x.pt", "hf://owner/repo/x.pt"):
+        with pytest.raises(UserError, match="local files only"):
+            page_reference(url, runs)
+    with pytest.raises(UserError, match="no model given"):
+        page_reference("  ", runs)
+
+
+def test_the_server_binds_to_this_machine_unless_told_and_bad_settings_are_named(setup, tmp_path):
+    cfg = setup[0]
+    launch = launch_options(cfg)
+    assert launch["server_name"] == "127.0.0.1" and launch["share"] is False and launch["server_port"] == 7860
+    for override, key in (("port=-1", "port"), ("breeding.clip_weight=2.0", "breeding.clip_weight"),
+                          ("strategies.genetic.num_parents=0", "strategies.genetic.num_parents"),
+                          ("search.space=q", "space"), ("clip.model_name=nope", "clip.model_name")):
+        bad = compose_studio([*studio_overrides(cfg.ckpt_path, tmp_path), override])
+        with pytest.raises(UserError, match=key):
+            build(bad)
