@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from magnet import load_discriminator
 from magnet.checks import check_int
 from magnet.clip import check_clip, load_clip
-from magnet.entrypoints import instantiate, open_generator, pick_device
+from magnet.entrypoints import instantiate, open_generator, pick_device, with_source
 from magnet.errors import ConfigError, config_key, exit_on_user_error
 from magnet.explore.paintings import choose_checkpoint, read_painting, render_recipe
 from magnet.models.resolve import checkpoint_reference, checkpoint_sha256
@@ -46,7 +46,7 @@ def paint_settings(cfg: DictConfig) -> PaintSettings:
         group = next((name for name, settings in groups.items() if err.key in settings), None)
         if group is None:
             raise
-        raise err.under(group) from err
+        raise with_source(err.under(group), cfg) from err
 
 
 def generate(cfg: DictConfig) -> list[Path]:
@@ -73,7 +73,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     recipe = {
         "checkpoint": checkpoint_reference(ckpt_path),
         "checkpoint_sha256": checkpoint_sha256(ckpt_path),
-        "settings": {k: config[k] for k in ("clip", "search", "refine", "image_prompts")},
+        "settings": {k: config[k] for k in ("clip", "inference", "search", "refine", "image_prompts")},
     }
     paths = []
     with make_progress() as progress:

@@ -2,11 +2,14 @@
 
     python benchmarks/bench_networks.py                 # everything, 2 threads, 5 repetitions
     python benchmarks/bench_networks.py --cases g_infer --sizes 256
+    python benchmarks/bench_networks.py --cases g_infer --archs swagan --sizes 512 --precisions fp32 bf16 --preview
 
 Prints JSON: for every case min/median/max seconds (per image for inference, per batch otherwise) over
 `--reps` runs after a warm-up, peak resident memory of the process that ran it, FLOPs per image
 (torch.utils.flop_counter) and the achieved fraction of the measured float32 matmul peak.
-Each case runs in a fresh process so that its peak memory is its own.
+Each case runs in a fresh process so that its peak memory is its own. Inference runs in each of
+`--precisions` (magnet.precision: the synthesis under autocast, the mapping in float32), with `--preview` also
+stopped one block early; a bf16 case reports how far its uint8 images are from float32's.
 """
 
 import argparse
@@ -21,6 +24,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from magnet import build_discriminator, build_generator
+from magnet.images import to_uint8
+from magnet.precision import autocast
 from magnet.training.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss, g_path_regularize
 
 
@@ -83,14 +88,22 @@ def _case(spec: dict) -> dict:
 
     if kind == "g_infer":
         G.eval().requires_grad_(False)
+        precision, stop_at = spec["precision"], G.image_sizes[-2] if spec["preview"] else None
+        result.update(precision=precision, image_px=stop_at or size)
 
         @torch.no_grad()
-        def step():
-            return G(z, noise_mode="const")
+        def step(precision=precision):
+            ws = G.mapping(z)
+            with autocast(precision, device):
+                return G.synthesis(ws, noise_mode="const", stop_at=stop_at).float()
 
         flops = _flops(step) / batch
         times = [t / batch for t in _time(step, reps, device)]
         result["unit"] = "s/image"
+        if precision != "fp32":
+            diff = to_uint8(step()).float() - to_uint8(step("fp32")).float()
+            result.update(uint8_mean_abs_diff_vs_fp32=float(diff.abs().mean()),
+                          uint8_max_abs_diff_vs_fp32=float(diff.abs().max()))
     else:
         D = build_discriminator(arch, size).to(device, memory_format=fmt)
         real = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
@@ -158,13 +171,18 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16", "auto"],
+                        help="generator inference precisions (magnet.precision)")
+    parser.add_argument("--preview", action="store_true", help="also time inference stopped one block early")
     args = parser.parse_args()
 
     base = dict(batch=args.batch, reps=args.reps, threads=args.threads, device=args.device,
                 channels_last=args.channels_last)
     specs = []
     if "g_infer" in args.cases:
-        specs += [dict(base, kind="g_infer", arch=a, size=s) for a in args.archs for s in args.sizes]
+        previews = (False, True) if args.preview else (False,)
+        specs += [dict(base, kind="g_infer", arch=a, size=s, precision=p, preview=v)
+                  for a in args.archs for s in args.sizes for v in previews for p in args.precisions]
     if "d_fwd_bwd" in args.cases:
         specs += [dict(base, kind="d_fwd_bwd", arch=a, size=args.train_size) for a in args.archs]
     if "train" in args.cases:

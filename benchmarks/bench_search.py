@@ -3,6 +3,11 @@
 python benchmarks/bench_search.py                      # GA variants vs random, 10 seeds x 3 prompts
 python benchmarks/bench_search.py --skip-compare --timing  # cost of MAGnet's search at 512 px + ViT-B/32
 (--timing-full runs the whole search instead of extrapolating from one batch)
+python benchmarks/bench_search.py --skip-compare --agreement 200  # CLIP scores of previews vs full renders
+
+Every figure is given for today's path (float32, full-size renders) and the fast one (bf16, previews) side
+by side, measured in the same process. A variant's gain over random is the float32 full-size score of the
+latent it chose (what painting.png gets) minus the best of as many random full-size float32 samples.
 
 CLIP may have random weights (the default, so it runs offline): the score is still one fixed function of the
 image, so the comparison measures the optimiser, not the meaning. Each variant's best score is paired with
@@ -20,9 +25,13 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from scipy import stats
 
 from magnet import build_generator
 from magnet.clip import load_clip
+from magnet.images import to_uint8
+from magnet.precision import clip_autocast
 from magnet.search import (
     ClipObjective,
     CMAESSearch,
@@ -43,17 +52,23 @@ class MagnetNormSpace(LatentSpace):
         return torch.nn.functional.normalize(latents, dim=-1) * 100
 
 
-VARIANTS = {
-    "ga z (ours)": (GeneticSearch(), LatentSpace, "z"),
-    "ga z, MAGnet norm 100": (GeneticSearch(), MagnetNormSpace, "z"),
-    "ga z, point crossover": (GeneticSearch(crossover="point"), LatentSpace, "z"),
-    "ga w": (GeneticSearch(), LatentSpace, "w"),
-    "ga w+": (GeneticSearch(), LatentSpace, "w+"),
-    "cmaes z": (CMAESSearch(), LatentSpace, "z"),
+EXACT = {"precision": "fp32", "preview": False}  # today's path
+VARIANTS = {  # strategy, space class, space, how candidates are rendered and scored
+    "ga z (ours)": (GeneticSearch(), LatentSpace, "z", EXACT),
+    "ga z, preview": (GeneticSearch(), LatentSpace, "z", {"precision": "fp32", "preview": True}),
+    "ga z, bf16": (GeneticSearch(), LatentSpace, "z", {"precision": "bf16", "preview": False}),
+    "ga z, bf16 + preview": (GeneticSearch(), LatentSpace, "z", {"precision": "bf16", "preview": True}),
+    "ga z, MAGnet norm 100": (GeneticSearch(), MagnetNormSpace, "z", EXACT),
+    "ga z, point crossover": (GeneticSearch(crossover="point"), LatentSpace, "z", EXACT),
+    "ga w": (GeneticSearch(), LatentSpace, "w", EXACT),
+    "ga w+": (GeneticSearch(), LatentSpace, "w+", EXACT),
+    "cmaes z": (CMAESSearch(), LatentSpace, "z", EXACT),
 }
 
 
-DEFAULT_VARIANTS = ["ga z (ours)", "ga z, MAGnet norm 100", "cmaes z"]
+DEFAULT_VARIANTS = ["ga z (ours)", "ga z, bf16 + preview", "ga z, MAGnet norm 100", "cmaes z"]
+PATHS = {"fp32 full (today)": ("fp32", False), "fp32 preview": ("fp32", True), "bf16 full": ("bf16", False),
+         "bf16 preview": ("bf16", True)}
 
 
 class CachedObjective(torch.nn.Module):
@@ -89,15 +104,18 @@ def compare(args, clip, device) -> dict:
         objective = CachedObjective(ClipObjective(clip, parse_prompt(prompt)))
         for seed in range(args.seeds):
             for name in args.variants:
-                strategy, space_cls, space_name = VARIANTS[name]
-                result = run_search(strategy, space_cls(generator, space_name), objective, seed, args.batch_size, 8)
+                strategy, space_cls, space_name, how = VARIANTS[name]
+                space = space_cls(generator, space_name)
+                result = run_search(strategy, space, objective, seed, args.batch_size, 8, **how)
+                with torch.no_grad():  # what painting.png would score: float32, full size
+                    best = float(objective(space.render(result.best_latent[None]))[0])
                 rand = best_random(generator, objective, seed, result.renders, args.batch_size)
                 rows[name].append(
                     {
                         "prompt": prompt,
                         "seed": seed,
                         "renders": result.renders,
-                        "best": result.best_score,
+                        "best": best,
                         "random": rand,
                     }
                 )
@@ -122,35 +140,98 @@ def compare(args, clip, device) -> dict:
     return {"runs": rows, "summary": summary}
 
 
-def timing(args, device) -> dict:
-    """MAGnet's default search at MAGnet's size: 512 px SWAGAN (random weights), CLIP ViT-B/32, 280 renders.
-
-    Per-image costs come from one warm batch; the whole search runs only with --timing-full (slow on a CPU).
-    """
+def magnet_setup(device, channel_max: int = 512):
+    """MAGnet's setup with random weights: a 512 px SWAGAN (narrower with `channel_max`), CLIP ViT-B/32."""
     torch.manual_seed(0)
-    generator = build_generator("swagan", size=512).to(device).eval()
-    clip = load_clip("ViT-B-32", None, device=device)
+    generator = build_generator("swagan", size=512, channel_max=channel_max).to(device).eval()
+    return generator, load_clip("ViT-B-32", None, device=device)
+
+
+def timing(args, device) -> dict:
+    """MAGnet's default search at MAGnet's size (280 renders) on each path of PATHS, back to back.
+
+    Per-candidate costs come from one warm batch per path; with --timing-full the whole search also runs
+    on the paths named by --timing-full-paths (slow on a CPU: today's path took 203 s on idle cores).
+    """
+    generator, clip = magnet_setup(device)
     objective = ClipObjective(clip, parse_prompt("orange triangles"))
+    space = LatentSpace(generator)
     batch = args.timing_batch
+    z = space.sample(batch, torch.Generator().manual_seed(0))
+    report = {"device": str(device), "threads": torch.get_num_threads(), "paths": {}}
     with torch.no_grad():
-        z = torch.randn(batch, 512, device=device)
-        objective(generator(z[:1], noise_mode="const"))  # warm-up
-        t0 = time.perf_counter()
-        images = generator(z, noise_mode="const")
-        t1 = time.perf_counter()
-        objective(images)
-        t2 = time.perf_counter()
-    report = {
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "render_s_per_image": (t1 - t0) / batch,
-        "clip_s_per_image": (t2 - t1) / batch,
-        "estimated_wall_s_280_renders": 280 * (t2 - t0) / batch,
-    }
-    if args.timing_full:
+        for name, (precision, preview) in PATHS.items():
+            size = space.preview_size if preview else None
+            with clip_autocast(precision, device):
+                objective(space.render(z[:1], size, precision))  # warm-up
+            t0 = time.perf_counter()
+            images = space.render(z, size, precision)
+            t1 = time.perf_counter()
+            with clip_autocast(precision, device):
+                objective(images)
+            t2 = time.perf_counter()
+            report["paths"][name] = {
+                "render_s_per_image": (t1 - t0) / batch,
+                "clip_s_per_image": (t2 - t1) / batch,
+                "estimated_wall_s_280_renders": 280 * (t2 - t0) / batch,
+            }
+            if name == "fp32 full (today)":
+                today = to_uint8(images).float()
+            elif name == "bf16 full":
+                diff = (to_uint8(images).float() - today).abs()
+                report["paths"][name].update(uint8_mean_abs_diff_vs_fp32=float(diff.mean()),
+                                             uint8_max_abs_diff_vs_fp32=float(diff.max()))
+    for name in args.timing_full_paths if args.timing_full else ():
+        precision, preview = PATHS[name]
         start = time.perf_counter()
-        result = run_search(GeneticSearch(), LatentSpace(generator), objective, seed=0, batch_size=args.batch_size)
-        report.update(renders=result.renders, wall_s=time.perf_counter() - start)
+        result = run_search(GeneticSearch(), space, objective, seed=0, batch_size=args.batch_size,
+                            precision=precision, preview=preview)
+        wall = time.perf_counter() - start
+        with torch.no_grad():
+            score = float(objective(space.render(result.best_latent[None]))[0])
+        report["paths"][name].update(renders=result.renders, wall_s=wall, full_fp32_score_of_best=score)
+    return report
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.flatten().double(), b.flatten().double()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a @ b) / (a.norm() * b.norm()))
+
+
+def agreement(args, device) -> dict:
+    """Spearman rank correlation of CLIP scores of `args.agreement` latents: each path against today's
+    (float32, full size), per prompt; and the pixel correlation of the preview with the area-downsampled image."""
+    generator, clip = magnet_setup(device, args.agreement_channels)
+    objectives = [ClipObjective(clip, parse_prompt(p)) for p in args.prompts]
+    space = LatentSpace(generator)
+    latents = space.sample(args.agreement, torch.Generator().manual_seed(1))
+    paths = {name: PATHS[name] for name in args.agreement_paths}
+    scores = {name: [] for name in paths}
+    pixel = []
+    with torch.no_grad():
+        for batch in latents.split(args.timing_batch):
+            for name, (precision, preview) in paths.items():
+                images = space.render(batch, space.preview_size if preview else None, precision)
+                with clip_autocast(precision, device):
+                    features = clip.encode_images(images).float()  # once for all prompts
+                scores[name].append(torch.stack([(features @ o.targets.T) @ o.weights for o in objectives], 1).cpu())
+                if name == "fp32 full (today)":
+                    full = images
+                elif name == "fp32 preview":
+                    down = F.interpolate(full, size=images.shape[-2:], mode="area")
+                    pixel += [pearson(p, d) for p, d in zip(images, down, strict=True)]
+            print(f"agreement: {sum(len(s) for s in scores[name])} latents", flush=True)
+    today = torch.cat(scores["fp32 full (today)"])
+    report = {"latents": args.agreement, "channel_max": args.agreement_channels, "prompts": list(args.prompts),
+              "spearman_vs_fp32_full": {}}
+    if pixel:
+        report.update(preview_vs_area_downsampled_full_pixel_pearson_mean=statistics.mean(pixel),
+                      preview_vs_area_downsampled_full_pixel_pearson_min=min(pixel))
+    for name in paths:
+        ours = torch.cat(scores[name])
+        rhos = [float(stats.spearmanr(ours[:, k], today[:, k]).statistic) for k in range(len(objectives))]
+        report["spearman_vs_fp32_full"][name] = {"per_prompt": rhos, "mean": statistics.mean(rhos)}
     return report
 
 
@@ -167,6 +248,10 @@ def main():
     parser.add_argument("--timing", action="store_true", help="also time MAGnet's default search at 512 px")
     parser.add_argument("--timing-batch", type=int, default=4, help="images per timed batch")
     parser.add_argument("--timing-full", action="store_true", help="run the whole 280-render search")
+    parser.add_argument("--timing-full-paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    parser.add_argument("--agreement", type=int, default=0, help="latents for the preview/bf16 rank agreement")
+    parser.add_argument("--agreement-channels", type=int, default=512, help="generator channel cap there")
+    parser.add_argument("--agreement-paths", nargs="+", default=list(PATHS), choices=list(PATHS))
     parser.add_argument("--skip-compare", action="store_true")
     parser.add_argument("--out", default="outputs/bench_search.json")
     args = parser.parse_args()
@@ -181,6 +266,9 @@ def main():
                 f"{name:<24}{s['renders']:>8}{s['best_mean']:>9.4f}{s['random_mean']:>9.4f}"
                 f"{s['gain_mean']:>+9.4f}{s['gain_std']:>8.4f}{s['gain_sem']:>8.4f}  {s['wins']}/{s['runs']}"
             )
+    if args.agreement:
+        report["agreement"] = agreement(args, device)
+        print(json.dumps(report["agreement"], indent=1), flush=True)
     if args.timing:
         report["timing"] = timing(args, device)
         print(json.dumps(report["timing"], indent=1))

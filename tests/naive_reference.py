@@ -96,8 +96,10 @@ def mapping(sd, z):
     return x
 
 
-def generate(sd, styles, wavelet, inject_index=None, psi=1.0, w_mean=None, noises=None):
-    """rosinality's Generator.forward(styles, randomize_noise=False) over W vectors `styles` (1 or 2)."""
+def generate(sd, styles, wavelet, inject_index=None, psi=1.0, w_mean=None, noises=None, blocks=None):
+    """rosinality's Generator.forward(styles, randomize_noise=False) over W vectors `styles` (1 or 2).
+
+    `blocks`: run only the first that many upsampling blocks and return the image at that level."""
     n_blocks = sum(1 for k in sd if re.fullmatch(r"to_rgbs\.\d+\.bias", k))
     n_latent = (n_blocks + 2) * 2 - 2
     if psi != 1:
@@ -117,7 +119,7 @@ def generate(sd, styles, wavelet, inject_index=None, psi=1.0, w_mean=None, noise
     x = sd["input.input"].repeat(latent.shape[0], 1, 1, 1)
     x = styled("conv1", x, latent[:, 0], noises[0])
     skip = to_rgb(sd, "to_rgb1", x, latent[:, 1], None, wavelet)
-    for b in range(n_blocks):
+    for b in range(n_blocks if blocks is None else blocks):
         i = 1 + 2 * b
         x = styled(f"convs.{2 * b}", x, latent[:, i], noises[i], upsample=True)
         x = styled(f"convs.{2 * b + 1}", x, latent[:, i + 1], noises[i + 1])

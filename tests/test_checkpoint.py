@@ -296,3 +296,20 @@ def test_non_finite_weights_in_a_file_are_refused_with_the_tensor_named(tmp_path
     _refusal(load_discriminator, tmp_path / "diverged.pt", r"'d' has NaN/Inf values in final_linear\.0\.weight")
     torch.save({**_tiny_checkpoint("swagan"), "latent_avg": torch.full((24,), math.nan)}, tmp_path / "avg.pt")
     _refusal(load_generator, tmp_path / "avg.pt", "NaN/Inf values in latent_avg")
+
+
+@pytest.mark.parametrize("arch", ["swagan", "stylegan2"])
+def test_an_early_stop_is_the_lower_blocks_image_of_the_reference(tmp_path, arch):
+    """synthesis(stop_at=s): SWAGAN's inverse Haar transform of that block's skip, StyleGAN2's ToRGB sum."""
+    g_state, _ = save_rosinality(tmp_path / "g.pt", arch, 64, **TINY)
+    G = load_generator(tmp_path / "g.pt")
+    torch.manual_seed(2)
+    z = torch.randn(3, 24)
+    ws = G.mapping(z)
+    for blocks, size in enumerate(G.image_sizes):
+        expected, _ = ref.generate(g_state, [ref.mapping(g_state, z)], arch == "swagan", blocks=blocks)
+        assert expected.shape[-1] == size
+        torch.testing.assert_close(G.synthesis(ws, noise_mode="const", stop_at=size), expected, rtol=1e-4, atol=1e-4)
+    assert torch.equal(G.synthesis(ws, noise_mode="const", stop_at=64), G.synthesis(ws, noise_mode="const"))
+    with pytest.raises(ValueError, match=r"stop_at must be one of \[.*32, 64\] \(px\), got 48"):
+        G.synthesis(ws, stop_at=48)

@@ -40,3 +40,19 @@ def test_fid_callback_and_eval_share_the_metrics_group():
     assert train.callbacks.best_fid.monitor == "val/kid50k_full"
     assert set(train.callbacks.fid.settings) == set(evaluation.metrics)  # one settings object, one yaml group
     assert evaluation.metrics.clip == train.clip
+
+
+def test_one_precision_setting_reaches_generate_eval_fid_and_the_search_preview():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        over = ["inference.precision=bf16"]
+        train = compose("train", overrides=[*over, "callbacks=[default,fid,search_preview]",
+                                            "callbacks.search_preview.preview=true"])
+        generate = compose("generate", overrides=over)
+        evaluation = compose("eval", overrides=[*over, "ckpt_path=g.pt", "data_dir=images"])
+        default = compose("generate")
+    assert default.search.precision == "auto" and default.search.preview is False
+    assert generate.search.precision == evaluation.metrics.precision == "bf16"
+    assert train.callbacks.fid.settings.precision == train.callbacks.search_preview.precision == "bf16"
+    preview = hydra.utils.instantiate(train.callbacks.search_preview, _convert_="all")
+    assert (preview.precision, preview.score_on_preview) == ("bf16", True)

@@ -27,6 +27,8 @@ TINY = [
     "search.strategy.generations=1",
     "search.batch_size=8",
     "search.thumb_size=16",
+    "inference.precision=fp32",  # today's exact path; the fast one (bf16, previews) has tests of its own
+    "search.preview=false",
 ]
 
 

@@ -571,3 +571,75 @@ def test_bad_search_settings_are_named(generator):
         search(generator, small_ga(), space="x")
     with pytest.raises(ValueError, match="batch_size=0"):
         search(generator, small_ga(), batch_size=0)
+
+
+# ---------------------------------------------------------------- the fast path: previews and bf16
+
+
+def todays_scores(generator, latents, stop_at=None):
+    """The score of z latents rendered the way the search always did: mapping, then the const-noise synthesis."""
+    with torch.no_grad():
+        return red_minus_blue(generator.synthesis(generator.mapping(latents), noise_mode="const", stop_at=stop_at))
+
+
+def test_without_preview_in_fp32_the_search_is_todays_exactly(generator):
+    result = run_search(small_ga(), LatentSpace(generator), red_minus_blue, 4, 64, 8, precision="fp32",
+                        preview=False)
+    default = search(generator, small_ga(), seed=4, batch_size=64)
+    for g, d in zip(result.generations, default.generations, strict=True):
+        assert torch.equal(g.latents, d.latents) and torch.equal(g.scores, d.scores)
+        new = g.latents[g.num_parents:]  # one batch each: the parents keep the scores they had
+        assert torch.equal(g.scores[g.num_parents:], todays_scores(generator, new))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_preview_search_scores_the_half_size_image_and_is_reproducible(generator, precision):
+    def run(seed):
+        return run_search(small_ga(), LatentSpace(generator), red_minus_blue, seed, 64, 8, precision=precision,
+                          preview=True)
+
+    a, b, full = run(4), run(4), search(generator, small_ga(), seed=4, batch_size=64)
+    assert LatentSpace(generator).preview_size == 16
+    for ga, gb in zip(a.generations, b.generations, strict=True):
+        assert torch.equal(ga.latents, gb.latents) and torch.equal(ga.scores, gb.scores)
+        assert torch.equal(ga.thumbnails, gb.thumbnails) and ga.thumbnails.shape[-1] == 8
+    assert torch.equal(a.generations[0].latents, full.generations[0].latents)  # same candidates, other scores
+    preview_scores = todays_scores(generator, a.generations[0].latents, stop_at=16)
+    if precision == "fp32":
+        assert torch.equal(a.generations[0].scores, preview_scores)
+    else:
+        torch.testing.assert_close(a.generations[0].scores, preview_scores, atol=0.02, rtol=0)
+    assert not torch.equal(a.generations[0].scores, full.generations[0].scores)
+    assert a.renders == full.renders
+
+
+class RedMinusBlue(torch.nn.Module):
+    """red_minus_blue with the `prompts` that paint() writes into the PNG."""
+
+    prompts = parse_prompt("red")
+
+    def forward(self, images):
+        return red_minus_blue(images)
+
+
+def paint_with(generator, out, strategy, precision, preview):
+    from magnet.search import PaintSettings, paint
+
+    settings = PaintSettings(thumb_size=8, precision=precision, preview=preview, contact_sheets=False)
+    return paint(generator, RedMinusBlue(), 4, out, strategy, settings, {"checkpoint": "tiny"})
+
+
+def test_the_saved_painting_is_full_size_float32_whatever_the_search_ran_in(generator, tmp_path):
+    # One candidate: every setting chooses the same latent, and the files are the same pixels.
+    one = RandomSearch(num_initial_samples=1)
+    exact = paint_with(generator, tmp_path / "exact", one, "fp32", False)
+    fast = paint_with(generator, tmp_path / "fast", one, "bf16", True)
+    assert np.array_equal(np.asarray(Image.open(exact)), np.asarray(Image.open(fast)))
+    # A real search in bf16 on previews: the PNG is the float32 full-size render of its latent, with its score.
+    path = paint_with(generator, tmp_path / "ga", small_ga(), "bf16", True)
+    meta = read_png_metadata(path)
+    image = LatentSpace(generator).render_one(meta["latent"])
+    assert np.array_equal(np.asarray(Image.open(path)), auto_levels(image)) and image.shape == (3, 32, 32)
+    assert meta["score"] == pytest.approx(float(red_minus_blue(image[None])), abs=1e-6)
+    record = json.loads((path.parent / "search.json").read_text())
+    assert (record["precision"], record["preview_size"]) == ("bf16", 16)

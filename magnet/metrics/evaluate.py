@@ -16,6 +16,7 @@ from magnet.images import to_uint8
 from magnet.metrics.registry import FEATURE_NETWORKS, METRICS, parse_metric
 from magnet.metrics.settings import MetricSettings
 from magnet.metrics.stats import folder_features
+from magnet.precision import autocast, resolve
 
 FeatureNetwork = Callable[[Tensor], Tensor]  # uint8 (N, 3, H, W) -> (N, D), with a `name` attribute
 
@@ -30,10 +31,12 @@ def generated_features(
     noise_mode: str = "random",
     seed: int = 0,
     progress: bool = True,
+    precision: str = "fp32",
 ) -> dict[str, Tensor]:
     """Features (num_gen, D) of generated images for each network, from one pass over the generator.
 
-    Images are quantised to uint8 first, as real images on disk are; latents come from `seed` alone.
+    Images are quantised to uint8 first, as real images on disk are; latents come from `seed` alone. The
+    synthesis runs in `precision` (fp32 | bf16 | auto), the mapping and the feature networks in float32.
     """
     if num_gen < 2:
         raise ValueError(f"num_gen={num_gen}: a distance between distributions needs at least 2 images.")
@@ -43,7 +46,10 @@ def generated_features(
     for i in track(range(math.ceil(num_gen / batch_size)), description="Generating", disable=not progress):
         n = min(batch_size, num_gen - i * batch_size)
         z = torch.randn(n, generator.style_dim, generator=rng).to(device)
-        images = to_uint8(generator(z, truncation_psi=truncation_psi, noise_mode=noise_mode))
+        ws = generator.mapping(z, truncation_psi=truncation_psi)
+        with autocast(precision, device):
+            images = generator.synthesis(ws, noise_mode=noise_mode)
+        images = to_uint8(images.float())
         for name, network in networks.items():
             features[name].append(network(images).float().cpu())
     return {name: torch.cat(out) for name, out in features.items()}
@@ -85,7 +91,7 @@ class MetricSuite:
         s = self.settings
         networks = self.networks(next(generator.parameters()).device)
         return generated_features(generator, networks, num_gen, s.batch_size, s.truncation_psi, s.noise_mode,
-                                  seed, progress)
+                                  seed, progress, s.precision)
 
     def figures(self, real: Mapping[str, Tensor], fake: Mapping[str, Tensor]) -> dict[str, float]:
         """Each metric's figures: `name` for its value, `name_<key>` for any other (kid10k_full_std)."""
@@ -124,6 +130,7 @@ def evaluate(
         "size": size,
         "truncation_psi": settings.truncation_psi,
         "noise_mode": settings.noise_mode,
+        "precision": resolve(settings.precision, device),
         "seed": settings.seed,
         "feature_networks": {name: getattr(net, "name", None) for name, net in suite.networks(device).items()},
     }

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from magnet.checks import check_choice, check_file, check_float, check_int
 from magnet.errors import ConfigError, config_key
+from magnet.precision import check_precision
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -20,6 +21,7 @@ class MetricSettings:
     batch_size: int = 32            # images generated and measured at a time
     truncation_psi: float = 1.0     # 1: no truncation, as FID is usually reported
     noise_mode: str = "random"      # random (as NVlabs and rosinality measure FID) | const | none
+    precision: str = "fp32"         # of the generator's synthesis: fp32 | bf16 | auto (magnet.precision)
     seed: int = 0                   # latents of the generated images (and the real subset of a non-full name)
     kid_subsets: int = 100          # KID: random subsets averaged
     kid_subset_size: int = 1000     # KID: images per subset, shrunk to the smaller set when needed
@@ -40,6 +42,7 @@ class MetricSettings:
         check_int("batch_size", self.batch_size, at_least=1)
         check_float("truncation_psi", self.truncation_psi)
         check_choice("noise_mode", self.noise_mode, NOISE_MODES)
+        check_precision("precision", self.precision)
         check_int("seed", self.seed, at_least=0)
         check_int("kid_subsets", self.kid_subsets, at_least=1)
         check_int("kid_subset_size", self.kid_subset_size, at_least=2)  # the unbiased MMD divides by m (m - 1)

@@ -104,9 +104,18 @@ class Generator(nn.Module):
             return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
         return [None] * self.num_layers
 
+    @property
+    def image_sizes(self) -> list[int]:
+        """px of the image after each block, the lowest first (SWAGAN's skip is at half that, in wavelets)."""
+        return [2 ** (i + self.config.wavelet) for i in range(2, self.log_size + 1)]
+
     def synthesis(self, ws: torch.Tensor, noise_mode: str = "random",
-                  noise: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """ws: W (N, style_dim) or W+ (N, n_latent, style_dim) -> images (N, 3, size, size) in ~[-1, 1]."""
+                  noise: list[torch.Tensor] | None = None, stop_at: int | None = None) -> torch.Tensor:
+        """ws: W (N, style_dim) or W+ (N, n_latent, style_dim) -> images (N, 3, size, size) in ~[-1, 1].
+
+        `stop_at` (one of `image_sizes`) skips the blocks above that size and returns the image there: the
+        inverse Haar transform of that block's skip (SWAGAN) or its ToRGB sum (StyleGAN2), a cheap preview.
+        """
         if ws.ndim == 2:
             ws = ws.unsqueeze(1).repeat(1, self.n_latent, 1)
         if ws.ndim != 3 or ws.shape[1:] != (self.n_latent, self.style_dim):
@@ -114,6 +123,9 @@ class Generator(nn.Module):
                 f"ws must be (N, {self.style_dim}) or (N, {self.n_latent}, {self.style_dim}), "
                 f"got {tuple(ws.shape)}"
             )
+        if stop_at is not None and stop_at not in self.image_sizes:
+            raise ValueError(f"stop_at must be one of {self.image_sizes} (px), got {stop_at!r}")
+        blocks = self.image_sizes.index(stop_at or self.size)  # blocks run after the first
         noise = noise if noise is not None else self.noise_maps(noise_mode)
         add_noise = noise_mode != "none" or any(n is not None for n in noise)
 
@@ -121,7 +133,8 @@ class Generator(nn.Module):
         x = self.conv1(x, ws[:, 0], noise[0], add_noise)
         skip = self.to_rgb1(x, ws[:, 1])
         i = 1
-        for conv_up, conv, to_rgb in zip(self.convs[::2], self.convs[1::2], self.to_rgbs):
+        for conv_up, conv, to_rgb in zip(self.convs[: 2 * blocks : 2], self.convs[1 : 2 * blocks : 2],
+                                         self.to_rgbs[:blocks]):
             x = conv_up(x, ws[:, i], noise[i], add_noise)
             x = conv(x, ws[:, i + 1], noise[i + 1], add_noise)
             skip = to_rgb(x, ws[:, i + 2], skip)

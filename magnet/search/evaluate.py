@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from magnet.checks import check_int
+from magnet.checks import check_bool, check_int
 from magnet.images import to_uint8
+from magnet.precision import clip_autocast, resolve
 
 
 def make_progress() -> Progress:
@@ -22,15 +23,24 @@ def make_progress() -> Progress:
 
 
 class Evaluator:
-    """Scores latents of a `LatentSpace` with an objective, `batch_size` renders at a time; counts renders."""
+    """Scores latents of a `LatentSpace` with an objective, `batch_size` renders at a time; counts renders.
 
-    def __init__(self, space, objective, batch_size: int = 20, thumb_size: int = 128, progress=None):
+    `precision` (fp32 | bf16 | auto) is that of the renders and of the objective (magnet.precision.clip_autocast:
+    bf16 for CLIP on GPUs only); with `preview` candidates are
+    rendered and scored at the space's `preview_size` (one block below the top) instead of full size.
+    """
+
+    def __init__(self, space, objective, batch_size: int = 20, thumb_size: int = 128, progress=None,
+                 precision: str = "fp32", preview: bool = False):
         check_int("batch_size", batch_size, at_least=1)
+        check_bool("preview", preview)
         self.space = space
         self.objective = objective
         self.batch_size = batch_size
         self.thumb_size = thumb_size
         self.progress = progress
+        self.precision = resolve(precision, space.device)
+        self.size = space.preview_size if preview else None
         self.renders = 0
 
     @torch.no_grad()
@@ -41,8 +51,9 @@ class Evaluator:
             task = self.progress.add_task(label, total=len(latents), best=float("nan"), mean=float("nan"))
         scores, thumbs = [], []
         for start in range(0, len(latents), self.batch_size):
-            images = self.space.render(latents[start : start + self.batch_size])
-            scores.append(self.objective(images).float().cpu())
+            images = self.space.render(latents[start : start + self.batch_size], self.size, self.precision)
+            with clip_autocast(self.precision, images.device):
+                scores.append(self.objective(images).float().cpu())
             thumbs.append(to_uint8(self._thumbnail(images)).cpu())
             self.renders += len(images)
             if task is not None:

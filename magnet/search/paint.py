@@ -10,6 +10,7 @@ import torch
 
 from magnet.checks import check_bool, check_float, check_int
 from magnet.errors import config_key
+from magnet.precision import check_precision, resolve
 from magnet.search.outputs import contact_sheet, save_png, write_gif, write_search_json
 from magnet.search.postprocess import auto_levels
 from magnet.search.prompts import prompt_label
@@ -31,6 +32,8 @@ class PaintSettings:
     truncation_psi: float = 1.0    # 1: no truncation (MAGnet)
     batch_size: int = 20           # renders scored at a time
     thumb_size: int = 128          # px of the contact-sheet thumbnails
+    precision: str = "fp32"        # of the candidates' renders and scores: fp32 | bf16 | auto (magnet.precision)
+    preview: bool = False          # score candidates on the image one block below the top (half size)
     refine: Refiner = field(default_factory=Refiner)
     contact_sheets: bool = True    # generation_XX.png: parents on top, children below
     gif: bool = False              # search.gif: the best image after each generation
@@ -40,6 +43,8 @@ class PaintSettings:
         check_float("truncation_psi", self.truncation_psi)
         check_int("batch_size", self.batch_size, at_least=1)
         check_int("thumb_size", self.thumb_size, at_least=8)  # px
+        check_precision("precision", self.precision)
+        check_bool("preview", self.preview)
         check_bool("contact_sheets", self.contact_sheets)
         check_bool("gif", self.gif)
         if isinstance(self.refine, dict):
@@ -47,14 +52,18 @@ class PaintSettings:
                 self.refine = Refiner(**self.refine)
 
 
-def finish(space, objective, latent, score: float, refiner: Refiner, seed: int, discriminator=None, progress=None):
-    """A found latent as a painting: refined in W+ when `refiner.steps` > 0 -> (space, latent, image, score)."""
+def finish(space, objective, latent, score: float, refiner: Refiner, seed: int, discriminator=None, progress=None,
+           exact: bool = True):
+    """A found latent as a painting: refined in W+ when `refiner.steps` > 0 -> (space, latent, image, score).
+
+    The image is full size in float32; `exact`: `score` is already its score (a search without bf16 or previews).
+    """
     if refiner.steps > 0:
         rng = torch.Generator().manual_seed(int(seed))
         latent = refiner.run(space, objective, latent, rng, discriminator, progress)
         space = LatentSpace(space.generator, "w+", space.truncation_psi)  # refinement moves in W+
     image = space.render_one(latent)
-    if refiner.steps > 0:  # the search's score was for the unrefined latent
+    if refiner.steps > 0 or not exact:  # the search's score was for the unrefined latent or another render
         with torch.no_grad():
             score = float(objective(image[None].to(space.device)))
     return space, latent, image, score
@@ -72,15 +81,21 @@ def paint(generator, objective, seed: int, out_dir, strategy, settings: PaintSet
 
     `recipe` (checkpoint path, settings) goes into the PNG metadata, beside prompt, seed, score and the
     latent, so that the painting can be rendered again from the file alone. Returns the painting's path.
+    The painting and its score are always full size in float32, whatever the search's precision and preview.
     """
     space = LatentSpace(generator, settings.space, settings.truncation_psi)
-    result = run_search(strategy, space, objective, seed, settings.batch_size, settings.thumb_size, progress)
+    precision = resolve(settings.precision, space.device)
+    result = run_search(strategy, space, objective, seed, settings.batch_size, settings.thumb_size, progress,
+                        precision, settings.preview)
+    exact = precision == "fp32" and not settings.preview
     space, latent, image, score = finish(space, objective, result.best_latent, result.best_score, settings.refine,
-                                         seed, discriminator, progress)
+                                         seed, discriminator, progress, exact)
     out_dir = Path(out_dir)  # save_png makes it: nothing is written for a painting it refuses
     label = prompt_label(objective.prompts)
     path = save_png(out_dir / "painting.png", image, painting_metadata(recipe, label, seed, score, space, latent))
-    write_search_json(out_dir / "search.json", {**recipe, "prompt": label, "seed": int(seed)}, result)
+    write_search_json(out_dir / "search.json", {**recipe, "prompt": label, "seed": int(seed), "precision": precision,
+                                                "preview_size": space.preview_size if settings.preview else None},
+                      result)
     if settings.contact_sheets:
         for g, generation in enumerate(result.generations):
             sheet = contact_sheet(generation.thumbnails, generation.scores, generation.num_parents)

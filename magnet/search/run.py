@@ -24,9 +24,12 @@ def search_generations(strategy, evaluate: Evaluator, seed: int = 0) -> Iterator
 
 
 def run_search(strategy, space, objective, seed: int = 0, batch_size: int = 20, thumb_size: int = 128,
-               progress=None) -> SearchResult:
-    """Search `space` (a LatentSpace) for high `objective` scores; the same seed gives the same result."""
-    evaluate = Evaluator(space, objective, batch_size, thumb_size, progress)
+               progress=None, precision: str = "fp32", preview: bool = False) -> SearchResult:
+    """Search `space` (a LatentSpace) for high `objective` scores; the same seed gives the same result.
+
+    `precision` and `preview` say how candidates are rendered and scored (see `Evaluator`).
+    """
+    evaluate = Evaluator(space, objective, batch_size, thumb_size, progress, precision, preview)
     for _ in search_generations(strategy, evaluate, seed):
         pass
     result = strategy.result()

@@ -7,6 +7,7 @@ import math
 import torch
 
 from magnet.checks import check_choice
+from magnet.precision import autocast
 
 SPACES = ("z", "w", "w+")
 
@@ -70,9 +71,21 @@ class LatentSpace:
             return latents[:, None].expand(-1, self.generator.n_latent, -1)
         return latents
 
-    def render(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents -> images (N, 3, size, size) with the stored noise, so a latent is always one picture."""
-        return self.generator.synthesis(self.to_ws(latents), noise_mode="const")
+    @property
+    def preview_size(self) -> int:
+        """px of the preview: the image one block below the top (half the generator's size)."""
+        return self.generator.image_sizes[-2]
+
+    def render(self, latents: torch.Tensor, size: int | None = None, precision: str = "fp32") -> torch.Tensor:
+        """Latents -> images (N, 3, size, size) with the stored noise, so a latent is always one picture.
+
+        `size` (one of the generator's `image_sizes`; None: full size) stops the synthesis early, as a preview;
+        `precision` (fp32 | bf16 | auto) is that of the synthesis, the mapping stays in float32.
+        """
+        ws = self.to_ws(latents)
+        with autocast(precision, self.device):
+            images = self.generator.synthesis(ws, noise_mode="const", stop_at=size)
+        return images.float()
 
     @torch.no_grad()
     def render_one(self, latent) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Metrics (FID by default) of the EMA generator during training, by name as in eval.py.
 
-Contract with the LightningModule: it exposes `pl_module.g_ema`, a generator with `style_dim`, `size` and
-`g_ema(z, truncation_psi=..., noise_mode=...)` -> images in [-1, 1], and `pl_module.kimg`, a float of
-training images seen / 1000. The real images come from `data_dir`, else from `trainer.datamodule.image_dir`.
+Contract with the LightningModule: it exposes `pl_module.g_ema`, a generator with `style_dim`, `size`,
+`mapping(z, truncation_psi=...)` -> ws and `synthesis(ws, noise_mode=...)` -> images in [-1, 1], and
+`pl_module.kimg`, a float of training images seen / 1000. The real images come from `data_dir`, else from
+`trainer.datamodule.image_dir`.
 A ModelCheckpoint with `monitor: val/fid10k_full, mode: min` then keeps the best generator.
 """
 

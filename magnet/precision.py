@@ -1,0 +1,54 @@
+"""Precision of rendering and CLIP scoring: fp32, bf16, or auto (bf16 where the hardware runs it natively).
+
+One place decides it for generate.py, eval.py's generation, the search preview callback and the studio:
+`resolve` turns a setting into "fp32" or "bf16" for a device, `autocast` runs a block in it (`clip_autocast`
+for CLIP). Paintings that are saved are rendered again in float32, so a file never depends on this setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from magnet.checks import check_choice
+
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def check_precision(key: str, value) -> None:
+    check_choice(key, value, PRECISIONS)
+
+
+def has_native_bf16(device: str | torch.device) -> bool:
+    """Whether `device` computes bf16 in hardware: a CUDA GPU with bf16 units, a CPU with AVX-512 BF16 or AMX."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up with care
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
+
+
+def resolve(precision: str, device: str | torch.device) -> str:
+    """"fp32" or "bf16": the setting `precision` (fp32 | bf16 | auto) for `device`."""
+    check_precision("precision", precision)
+    if precision == "auto":
+        return "bf16" if has_native_bf16(device) else "fp32"
+    return precision
+
+
+def autocast(precision: str, device: str | torch.device):
+    """A context in which `device`'s matmuls and convolutions run in `precision`; fp32 changes nothing."""
+    device = torch.device(device)
+    if resolve(precision, device) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def clip_autocast(precision: str, device: str | torch.device):
+    """`autocast` for CLIP scoring: bf16 on GPUs only, as open_clip's ViT-B/32 ran 2-4x slower in bf16 than in
+    float32 on an AVX-512 BF16 CPU (benchmarks/RESULTS.md), where the generator runs 1.6-1.9x faster."""
+    device = torch.device(device)
+    return autocast(precision if device.type == "cuda" else "fp32", device)
