@@ -8,6 +8,7 @@ target once. Images are (N, 3, H, W) in [-1, 1]; distances (N,) are differentiab
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import torch
@@ -148,7 +149,9 @@ class LpipsDistance(PerceptualDistance):
         check_lpips(vgg_weights)
         import lpips
 
-        self.lpips = lpips.LPIPS(net="vgg", pretrained=True, pnet_rand=True, verbose=False)
+        with warnings.catch_warnings():  # lpips asks torchvision for the VGG in its deprecated way
+            warnings.simplefilter("ignore", UserWarning)
+            self.lpips = lpips.LPIPS(net="vgg", pretrained=True, pnet_rand=True, verbose=False)
         state = torch.load(Path(vgg_weights).expanduser(), map_location="cpu", weights_only=True)
         trunk = self.lpips.net
         for slice_name in [f"slice{k}" for k in range(1, trunk.N_slices + 1)]:
