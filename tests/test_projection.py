@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 from PIL import Image
 
 from explore import explore
@@ -80,8 +82,13 @@ def test_w_plus_and_noise_maps_with_a_perceptual_distance_reduce_the_loss(tiny, 
 
 
 def config(*overrides):
+    """explore.py's config as @hydra.main hands it over (its HydraConfig set: paths resolve through it)."""
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("explore", overrides=list(overrides))
+        cfg = compose("explore", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra
+    return cfg
 
 
 def test_explore_writes_a_painting_that_from_png_renders_again_and_a_video(tiny, tmp_path):
