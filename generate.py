@@ -24,6 +24,7 @@ from magnet.search.evaluate import make_progress
 from magnet.search.outputs import save_png
 from magnet.search.paint import slug
 from magnet.search.prompts import collect_prompts, prompt_label
+from magnet.search.start import read_start
 
 
 def regenerate(cfg: DictConfig) -> Path:
@@ -63,6 +64,9 @@ def generate(cfg: DictConfig) -> list[Path]:
         check_clip(cfg.clip.model_name, cfg.clip.pretrained)
     device = pick_device(cfg.device)
     ckpt_path = cfg.ckpt_path or cfg.default_ckpt
+    if settings.init_from is not None:  # the painting's checkpoint, unless ckpt_path names it (or another: refused)
+        read_start(settings.init_from, settings.space)
+        ckpt_path = choose_checkpoint(cfg.ckpt_path, [settings.init_from], cfg.default_ckpt)
     generator = open_generator(ckpt_path, device)
     discriminator = (
         load_discriminator(ckpt_path, device=device).eval() if settings.refine.realism_weight else None

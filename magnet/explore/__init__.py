@@ -1,6 +1,6 @@
-"""Explore a trained generator: latent walks, the video of a search, style mixing, truncation sweeps and
-closed-form (SeFa) edit directions. Plain functions (tensors and paths in, images and paths out, an optional
-`progress(done, total)` callback), so explore.py and the studio share them.
+"""Explore a trained generator: latent walks, the video of a search, style mixing, truncation sweeps,
+closed-form (SeFa) edit directions and the projection of real images. Plain functions (tensors and paths in,
+images and paths out, an optional `progress(done, total)` callback), so explore.py and the studio share them.
 
 Contract of an explore tool (one module here, one `conf/explore/<tool>.yaml` with `_target_` its settings):
 - a dataclass subclassing `Tool`, whose constructor checks every setting (ConfigError naming it);
@@ -13,6 +13,8 @@ Contract of an explore tool (one module here, one `conf/explore/<tool>.yaml` wit
 from magnet.explore.context import ExploreContext, Tool, rich_progress
 from magnet.explore.mixing import MixingSettings, mix, mixing_grid
 from magnet.explore.paintings import Painting, apply_edits, choose_checkpoint, read_painting, render_recipe
+from magnet.explore.perceptual import DISTANCES, PerceptualDistance, build_distance
+from magnet.explore.projection import Projected, Projection, psnr, read_target
 from magnet.explore.searchvideo import SearchVideoSettings, search_frames
 from magnet.explore.sefa import (
     EditSettings,
@@ -29,16 +31,21 @@ from magnet.explore.video import find_ffmpeg, write_video
 from magnet.explore.walk import WalkSettings, slerp, walk_frames, walk_latents, write_walk
 
 __all__ = [
+    "DISTANCES",
     "EditSettings",
     "ExploreContext",
     "MixingSettings",
     "Painting",
+    "PerceptualDistance",
+    "Projected",
+    "Projection",
     "SearchVideoSettings",
     "SefaSettings",
     "Tool",
     "TruncationSettings",
     "WalkSettings",
     "apply_edits",
+    "build_distance",
     "cached_directions",
     "choose_checkpoint",
     "closed_form_directions",
@@ -47,6 +54,8 @@ __all__ = [
     "mix",
     "mixing_grid",
     "move",
+    "psnr",
+    "read_target",
     "read_painting",
     "render_recipe",
     "rich_progress",

@@ -99,17 +99,28 @@ class Discriminator(nn.Module):
             EqualLinear(ch(4), 1),
         )
 
-    def features(self, img: torch.Tensor) -> torch.Tensor:
-        """Images (N, 3, size, size) -> features (N, C, 4, 4) before the epilogue."""
+    def feature_maps(self, img: torch.Tensor) -> list[torch.Tensor]:
+        """Images (N, 3, size, size) -> every block's output, finest first; the last is (N, C, 4, 4)."""
         if img.shape[-2:] != (self.size, self.size):
             raise ValueError(f"discriminator expects {self.size}x{self.size} images, got {tuple(img.shape)}")
+        maps = []
         if not self.config.wavelet:
-            return self.convs(img)
+            out = img
+            for block in self.convs:
+                out = block(out)
+                maps.append(out)
+            return maps
         bands, out = haar_dwt(img), None
         for from_rgb, conv in zip(self.from_rgbs, self.convs):
             bands, out = from_rgb(bands, out)
             out = conv(out)
-        return self.from_rgbs[-1](bands, out)[1]
+            maps.append(out)
+        maps[-1] = self.from_rgbs[-1](bands, out)[1]
+        return maps
+
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        """Images (N, 3, size, size) -> features (N, C, 4, 4) before the epilogue."""
+        return self.feature_maps(img)[-1]
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """Images -> realness logits (N, 1)."""

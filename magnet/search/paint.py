@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from magnet.checks import check_bool, check_float, check_int
+from magnet.checks import check_bool, check_file, check_float, check_int
 from magnet.errors import config_key
 from magnet.precision import check_precision, resolve
 from magnet.search.outputs import contact_sheet, save_png, write_gif, write_search_json
@@ -17,6 +17,7 @@ from magnet.search.prompts import prompt_label
 from magnet.search.refine import Refiner
 from magnet.search.run import run_search
 from magnet.search.space import LatentSpace, check_space
+from magnet.search.start import read_start, start_latent
 
 
 def slug(text: str, max_len: int = 60) -> str:
@@ -37,6 +38,8 @@ class PaintSettings:
     refine: Refiner = field(default_factory=Refiner)
     contact_sheets: bool = True    # generation_XX.png: parents on top, children below
     gif: bool = False              # search.gif: the best image after each generation
+    init_from: str | None = None   # a painting.png: the initial population is its latent and samples around it
+    init_spread: float = 0.5       # std of those samples, in units of the space's spread
 
     def __post_init__(self):
         check_space(self.space)
@@ -47,6 +50,8 @@ class PaintSettings:
         check_bool("preview", self.preview)
         check_bool("contact_sheets", self.contact_sheets)
         check_bool("gif", self.gif)
+        check_file("init_from", self.init_from, optional=True, what="painting.png")
+        check_float("init_spread", self.init_spread, at_least=0)
         if isinstance(self.refine, dict):
             with config_key("refine"):
                 self.refine = Refiner(**self.refine)
@@ -85,8 +90,11 @@ def paint(generator, objective, seed: int, out_dir, strategy, settings: PaintSet
     """
     space = LatentSpace(generator, settings.space, settings.truncation_psi)
     precision = resolve(settings.precision, space.device)
+    around = None
+    if settings.init_from is not None:
+        around = start_latent(read_start(settings.init_from, space.name, recipe), space)
     result = run_search(strategy, space, objective, seed, settings.batch_size, settings.thumb_size, progress,
-                        precision, settings.preview)
+                        precision=precision, preview=settings.preview, around=around, spread=settings.init_spread)
     exact = precision == "fp32" and not settings.preview
     space, latent, image, score = finish(space, objective, result.best_latent, result.best_score, settings.refine,
                                          seed, discriminator, progress, exact)

@@ -10,6 +10,7 @@ import torch
 
 from magnet.registry import Registry
 from magnet.search.result import Generation, SearchResult
+from magnet.search.start import reference_sample, sample_around
 
 STRATEGIES = Registry("search strategy")
 
@@ -18,15 +19,19 @@ class Strategy:
     """Base of the strategies: settings are dataclass fields of the subclass, the search state lives here.
 
     `start(space, rng)` begins a search of a LatentSpace with its own random stream. Generation 0 is the
-    initial population (`initial()`); every later one comes from `propose()`, which sees `self.history`.
+    initial population (`initial()`: random, or around a given latent); every later one comes from `propose()`,
+    which sees `self.history`.
     `record()` turns the latents told back into a Generation (parents carried over go in front).
     """
 
     generations: int
 
-    def start(self, space, rng: torch.Generator) -> Strategy:
-        """Begin a new search (forgetting any earlier one); returns self."""
+    def start(self, space, rng: torch.Generator, around: torch.Tensor | None = None, spread: float = 0.5) -> Strategy:
+        """Begin a new search (forgetting any earlier one); returns self. With `around` (a latent of `space`),
+        the initial population is that latent and samples around it, `spread` wide (see `sample_around`).
+        `load_state_dict` continues a search after a start with the same arguments."""
         self.space, self.rng = space, rng
+        self.around, self.spread = around, spread
         self.history: list[Generation] = []
         self._asked: torch.Tensor | None = None
         return self
@@ -61,7 +66,14 @@ class Strategy:
         self.history.append(self.record(latents, scores, thumbnails.cpu()))
 
     def initial(self) -> torch.Tensor:
+        if self.around is not None:
+            return sample_around(self.space, self.around, self.num_initial_samples, self.spread, self.rng)
         return self.space.sample(self.num_initial_samples, self.rng)
+
+    def unit_sample(self, population: torch.Tensor) -> torch.Tensor:
+        """The latents whose spread is the unit of the steps: the initial population, or after a start from a
+        latent (a narrower population) random latents of the space."""
+        return population if self.around is None else reference_sample(self.space)
 
     def propose(self) -> torch.Tensor:
         raise NotImplementedError

@@ -74,10 +74,10 @@ class GeneticSearch(Strategy):
         check_float("recombination_amount", self.recombination_amount)
         check_float("mutation_amount", self.mutation_amount, at_least=0)
 
-    def start(self, space, rng):
+    def start(self, space, rng, around=None, spread=0.5):
         self._chosen: torch.Tensor | None = None
         self._parents: torch.Tensor | None = None  # indices into the last generation, of the pending ask
-        return super().start(space, rng)
+        return super().start(space, rng, around, spread)
 
     def choose_parents(self, indices) -> None:
         """Make these candidates of the last generation the parents of the next one (before `ask()`)."""
@@ -92,7 +92,7 @@ class GeneticSearch(Strategy):
         last = self.history[-1]
         self._parents = self._chosen if self._chosen is not None else select_elite(last.scores, self.num_parents)
         self._chosen = None
-        scale = self.space.noise_scale(self.history[0].latents)
+        scale = self.space.noise_scale(self.unit_sample(self.history[0].latents))
         children = breed(last.latents[self._parents], self.crossover, self.recombination_amount,
                          self.mutation_amount, scale, self.rng)
         return self.space.project(children)
