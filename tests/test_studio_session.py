@@ -16,7 +16,7 @@ from generate import regenerate
 from magnet.errors import UserError
 from magnet.explore import closed_form_directions, mix, truncate
 from magnet.explore.layers import layer_span
-from magnet.search import read_png_metadata
+from magnet.search import LatentSpace, read_png_metadata
 from magnet.search.postprocess import auto_levels
 from magnet.studio.models import LAST_RUN, SharedModels, model_choices, page_reference
 from magnet.studio.session import StudioSession, inside
@@ -90,6 +90,22 @@ def test_a_painting_re_renders_the_same_pixels_from_its_metadata(setup, searched
         meta = read_png_metadata(path)
         assert meta["prompt"] == PROMPT and meta["truncation_psi"] == kwargs.get("truncation_psi", 1)
         assert meta["space"] == ("w+" if kwargs.get("refine_steps") else "w")  # truncated: its w
+
+
+def test_a_bf16_preview_search_saves_float32_paintings_with_their_float32_score(setup, tmp_path):
+    cfg, models, settings = setup
+    session = StudioSession(models, tmp_path / "session", replace(settings, precision="bf16", preview=True))
+    assert "precision bf16" in session.describe()
+    list(session.search(PROMPT, seed=3, generations=0))
+    path = session.painting(2)
+    again = regenerate(compose_studio_generate(cfg, path, tmp_path))
+    assert np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(again)))
+    meta = read_png_metadata(path)
+    space = LatentSpace(models.generator(session.model), meta["space"], meta["truncation_psi"])
+    with torch.no_grad():
+        exact = float(session.objective(PROMPT)(space.render_one(meta["latent"])[None]))
+    assert meta["score"] == pytest.approx(exact, abs=1e-5)
+    assert float(session.entry.generation.scores[2]) != pytest.approx(exact, abs=1e-5)  # the 16 px bf16 one
 
 
 def compose_studio_generate(cfg, png, out):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from magnet.checks import check_float, check_int, check_text
+from magnet.checks import check_bool, check_float, check_int, check_text
 from magnet.errors import MissingFileError, UserError
 from magnet.explore.layers import check_ranges, layer_span
 from magnet.explore.mixing import mix
@@ -24,6 +24,7 @@ from magnet.explore.video import check_video_settings
 from magnet.explore.walk import write_walk
 from magnet.image_files import READ_ERRORS, read_rgb
 from magnet.models.resolve import checkpoint_reference, checkpoint_sha256
+from magnet.precision import check_precision, resolve
 from magnet.search.breeding import MAX_CHOSEN, Breeding, next_generation
 from magnet.search.evaluate import Evaluator
 from magnet.search.outputs import contact_sheet, save_png
@@ -71,6 +72,8 @@ class StudioSettings:
     truncation_psi: float = 1.0
     batch_size: int = 20
     thumb_size: int = 128
+    precision: str = "fp32"                # of the candidates' renders and scores (magnet.precision)
+    preview: bool = False                  # score candidates on the half-size image (magnet.search.evaluate)
     strategies: dict = field(default_factory=dict)  # name -> settings (conf/search/strategy/*.yaml, no _target_)
     breeding: Breeding = field(default_factory=Breeding)
     refine: Refiner = field(default_factory=Refiner)  # its steps come from the page
@@ -82,6 +85,8 @@ class StudioSettings:
         check_float("truncation_psi", self.truncation_psi)
         check_int("batch_size", self.batch_size, at_least=1)
         check_int("thumb_size", self.thumb_size, at_least=8)
+        check_precision("precision", self.precision)
+        check_bool("preview", self.preview)
         check_int("max_upload_bytes", self.max_upload_bytes, at_least=1)
 
 
@@ -149,9 +154,8 @@ class StudioSession:
     def describe(self) -> str:
         """Model, CLIP, device and precision, in one line for the page."""
         generator = self.models.generator(self.model)
-        dtype = str(next(generator.parameters()).dtype).removeprefix("torch.")
         return (f"model {self.model} ({generator.size} px) | CLIP {self.clip_key[0]}/{self.clip_key[1]} | "
-                f"device {self.models.device} | precision {dtype}")
+                f"device {self.models.device} | precision {self.precision} (paintings float32)")
 
     def set_image_prompt(self, path) -> str:
         """Keep an uploaded image as this session's image prompt: size-limited, decoded under the pixel limit."""
@@ -178,7 +182,13 @@ class StudioSession:
         return LatentSpace(self.models.generator(model), space, truncation_psi)
 
     def _evaluator(self, space, objective) -> Evaluator:
-        return Evaluator(space, objective, self.settings.batch_size, self.settings.thumb_size)
+        return Evaluator(space, objective, self.settings.batch_size, self.settings.thumb_size,
+                         precision=self.precision, preview=self.settings.preview)
+
+    @property
+    def precision(self) -> str:
+        """The candidates' precision on this studio's device: fp32 or bf16."""
+        return resolve(self.settings.precision, self.models.device)
 
     def search(self, prompt: str, seed: int = 0, strategy: str = "genetic", generations: int | None = None,
                image_weight: float = 0.0) -> Iterator[Entry]:
@@ -273,7 +283,8 @@ class StudioSession:
                                   generation.latents[index], psi)
         objective = self.objective(entry.prompt)
         space, latent, _, score = finish(space, objective, latent, float(generation.scores[index]),
-                                         replace(self.settings.refine, steps=int(refine_steps)), entry.seed)
+                                         replace(self.settings.refine, steps=int(refine_steps)), entry.seed,
+                                         exact=self.precision == "fp32" and not self.settings.preview)
         recipe = {"checkpoint": entry.model, "checkpoint_sha256": checkpoint_sha256(entry.model),
                   "settings": {"clip": {"model_name": self.clip_key[0], "pretrained": self.clip_key[1]},
                                "studio": {"generation": self.current, "index": int(index), "label": entry.label}}}
