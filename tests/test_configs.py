@@ -56,3 +56,21 @@ def test_one_precision_setting_reaches_generate_eval_fid_and_the_search_preview(
     assert train.callbacks.fid.settings.precision == train.callbacks.search_preview.precision == "bf16"
     preview = hydra.utils.instantiate(train.callbacks.search_preview, _convert_="all")
     assert (preview.precision, preview.score_on_preview) == ("bf16", True)
+
+
+def test_make_run_is_bounded_in_time_and_builds_at_32px():
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+    from pytorch_lightning.callbacks import Timer
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=met_cpu"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    trainer = hydra.utils.instantiate(cfg.trainer, _convert_="all")
+    (timer,) = [cb for cb in trainer.callbacks if isinstance(cb, Timer)]
+    assert 9 * 60 <= timer._duration <= 11 * 60  # trainer.max_time, in seconds
+    model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    with trainer.precision_plugin.forward_context():
+        images = model.G(torch.randn(2, cfg.model.network.style_dim))
+    assert images.shape == (2, 3, 32, 32) and torch.isfinite(images).all()

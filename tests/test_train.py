@@ -1,6 +1,7 @@
 """The real train() on real paintings: outputs, our checkpoints, fine-tuning, bad input (resume: test_resume.py)."""
 
 import csv
+import math
 
 import hydra
 import pytest
@@ -82,3 +83,40 @@ def test_a_non_finite_loss_stops_training_with_a_clear_message(tmp_path, tiny_pa
     cfg = compose_train(tmp_path / "run", tiny_paintings, "model.total_kimg=0.016", "model.lr=1e30")
     with pytest.raises(FloatingPointError, match=r"became (nan|inf).*last good checkpoint is kept"):
         train(cfg)
+
+
+def test_bf16_mixed_trains_float32_weights_with_float32_gradient_penalties(tmp_path, tiny_paintings, monkeypatch):
+    import pytorch_lightning as pl
+
+    import magnet.training.module as module
+
+    calls = {}
+
+    def spy(name):
+        original = getattr(module, name)
+
+        def record(*args, **kwargs):
+            calls.setdefault(name, []).append((torch.is_autocast_enabled("cpu"), args[0].dtype, args[1].dtype))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, record)
+
+    for name in ("d_logistic_loss", "d_r1_loss", "g_path_regularize"):
+        spy(name)
+    cfg = compose_train(tmp_path / "run", tiny_paintings, "model.total_kimg=0.016", "trainer.precision=bf16-mixed")
+    pl.seed_everything(cfg.seed, workers=True)  # as train() does: the same initial weights
+    model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    start, params = model.state_dict(), [k for k, _ in model.named_parameters() if k.startswith(("G.", "D."))]
+    train(cfg)
+    # the D and G passes ran in bf16, the penalties (every 2 batches here) in float32 with autocast off
+    bf16, fp32 = (True, torch.bfloat16, torch.bfloat16), (False, torch.float32, torch.float32)
+    assert calls["d_logistic_loss"] and all(c == bf16 for c in calls["d_logistic_loss"])
+    assert len(calls["d_r1_loss"]) == 2 and all(c == fp32 for c in calls["d_r1_loss"])
+    assert len(calls["g_path_regularize"]) == 2 and all(c == fp32 for c in calls["g_path_regularize"])
+    rows = list(csv.DictReader(open(next((tmp_path / "run").glob("csv/*/metrics.csv")))))
+    losses = [float(row[k]) for row in rows for k in ("train/loss_d", "train/loss_g", "train/r1", "train/pl") if row[k]]
+    assert len(losses) >= 12 and all(math.isfinite(v) for v in losses)
+    state, _ = _state(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    weights = [k for k, v in start.items() if k.startswith(("G.", "D.", "g_ema.")) and v.is_floating_point()]
+    assert weights and all(state[k].dtype == torch.float32 for k in weights)
+    assert params and all(not torch.equal(state[k], start[k]) for k in params)

@@ -9,13 +9,13 @@ import torch.nn.functional as F
 
 
 def d_logistic_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
-    """Discriminator logistic loss: -log sigmoid(D(real)) - log(1 - sigmoid(D(fake))), batch means."""
-    return F.softplus(-real_pred).mean() + F.softplus(fake_pred).mean()
+    """Discriminator logistic loss: -log sigmoid(D(real)) - log(1 - sigmoid(D(fake))), batch means, in float32."""
+    return F.softplus(-real_pred.float()).mean() + F.softplus(fake_pred.float()).mean()
 
 
 def g_nonsaturating_loss(fake_pred: torch.Tensor) -> torch.Tensor:
-    """Generator non-saturating loss: -log sigmoid(D(fake)), batch mean."""
-    return F.softplus(-fake_pred).mean()
+    """Generator non-saturating loss: -log sigmoid(D(fake)), batch mean, in float32."""
+    return F.softplus(-fake_pred.float()).mean()
 
 
 def d_r1_loss(real_pred: torch.Tensor, real_img: torch.Tensor) -> torch.Tensor:

@@ -139,6 +139,10 @@ class GAN(pl.LightningModule):
             ws = style_mix(ws, ws2, random.randint(1, self.G.n_latent - 1))
         return ws
 
+    def _float32(self):
+        """Mixed precision off: the gradient penalties differentiate a gradient, which bf16 would round."""
+        return torch.autocast(self.device.type, enabled=False)
+
     def _step(self, optimizer, loss: torch.Tensor, name: str):
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -171,9 +175,10 @@ class GAN(pl.LightningModule):
 
         # D: lazy R1 on the reals
         if hp.r1_gamma > 0 and batches % hp.d_reg_every == 0:
-            real_in = real.detach().requires_grad_(True)
-            pred = self.D(self.augment(real_in))
-            r1 = d_r1_loss(pred, real_in)
+            real_in = real.detach().float().requires_grad_(True)
+            with self._float32():
+                pred = self.D(self.augment(real_in))
+                r1 = d_r1_loss(pred, real_in)
             self._step(opt_d, hp.r1_gamma / 2 * r1 * hp.d_reg_every + 0 * pred[0, 0], "train/r1")
             logs["train/r1"] = r1.detach()
 
@@ -186,9 +191,10 @@ class GAN(pl.LightningModule):
 
         # G: lazy path-length regularisation
         if hp.pl_weight > 0 and batches % hp.g_reg_every == 0:
-            ws = self._latents(max(n // hp.pl_batch_shrink, 1))
-            img = self.G.synthesis(ws)
-            penalty, mean, _ = g_path_regularize(img, ws, self.pl_mean, hp.pl_decay)
+            with self._float32():
+                ws = self._latents(max(n // hp.pl_batch_shrink, 1))
+                img = self.G.synthesis(ws)
+                penalty, mean, _ = g_path_regularize(img, ws, self.pl_mean, hp.pl_decay)
             # one running mean for all ranks, so rank 0's checkpoint resumes every rank exactly
             self.pl_mean.copy_(self.trainer.strategy.reduce(mean, reduce_op="mean"))
             self._step(opt_g, hp.pl_weight * hp.g_reg_every * penalty + 0 * img[0, 0, 0, 0], "train/pl")
