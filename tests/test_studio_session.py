@@ -381,6 +381,8 @@ def test_a_projected_upload_becomes_a_favourite_that_re_renders_and_can_be_varie
     assert found > start + 1, (found, start)
     again = regenerate(compose_studio_generate(setup[0], path, tmp_path / "again"))
     assert np.array_equal(pixels(path), pixels(again))
+    session.open(session.save("with a projection"))  # its recipe is plain data: a session file keeps it
+    assert session.favourites == [meta]
     # vary it: the first population is the projection (painting 0) and paintings near it, in W+
     first = next(session.vary(PROMPT, seed=1, generations=0, spread=0.2))
     latents, centre = first.generation.latents, torch.tensor(meta["latent"])

@@ -281,7 +281,8 @@ def build_app(models: SharedModels, settings: StudioSettings, sessions_dir, runs
                 video_file = gr.File(label="walk.mp4", elem_id="walk-file")
             with gr.Row():
                 vary_button = gr.Button("vary this painting: search around it for the prompt", elem_id="vary")
-        with gr.Accordion("project an image: the latent that paints it becomes a favourite", open=False):
+        with gr.Accordion("project an image: the latent that paints it becomes a favourite", open=False,
+                          elem_id="project-panel"):
             with gr.Row():
                 projected = gr.Image(type="filepath", label="image to project", sources=["upload"],
                                      elem_id="project-image")
