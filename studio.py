@@ -13,9 +13,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from magnet.checks import check_int  # noqa: E402
+from magnet.checks import check_float, check_int  # noqa: E402
 from magnet.entrypoints import instantiate, pick_device, settings_of  # noqa: E402
 from magnet.errors import config_key, exit_on_user_error  # noqa: E402
+from magnet.explore.projection import Projection  # noqa: E402
 from magnet.resolvers import register_resolvers
 from magnet.search.breeding import Breeding  # noqa: E402
 from magnet.search.refine import Refiner  # noqa: E402
@@ -35,11 +36,15 @@ def studio_settings(cfg: DictConfig) -> StudioSettings:
         refine = Refiner(**OmegaConf.to_container(cfg.refine, resolve=True))
     with settings_of(cfg, "explore"):
         explore = ExploreSettings(**OmegaConf.to_container(cfg.explore, resolve=True))
+    with settings_of(cfg, "project"):  # the page shows the result, not a video of the steps
+        project = Projection(**OmegaConf.to_container(cfg.project, resolve=True), video=False)
     search = OmegaConf.to_container(cfg.search, resolve=True)
+    check_float("vary.spread", cfg.vary.spread, at_least=0)
     check_int("max_upload_mb", cfg.max_upload_mb, at_least=1)
     check_int("port", cfg.port, at_least=0, at_most=65535)
     return StudioSettings(model=cfg.ckpt_path, clip_model=cfg.clip.model_name, clip_pretrained=cfg.clip.pretrained,
                           strategies=strategies, breeding=breeding, refine=refine, explore=explore,
+                          project=project, vary_spread=cfg.vary.spread,
                           max_upload_bytes=cfg.max_upload_mb * 1_000_000, **search)
 
 

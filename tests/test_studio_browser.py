@@ -58,7 +58,8 @@ def studio(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("studio")
     ckpt = tiny_checkpoint(folder)
-    cfg = compose_studio(studio_overrides(ckpt, folder / "out"))
+    cfg = compose_studio([*studio_overrides(ckpt, folder / "out"), "project.perceptual=none",
+                          "project.w_avg_samples=2000"])
     demo, launch = build(cfg)
     launch["server_port"] = _free_port()
     demo.launch(**launch, prevent_thread_lock=True, quiet=True)
@@ -190,6 +191,18 @@ def test_search_pick_breed_and_download_a_painting_that_re_renders(studio, tmp_p
         again = regenerate(compose_generate(edited, tmp_path / "edited_again"))
         assert np.array_equal(np.asarray(Image.open(edited)), np.asarray(Image.open(again)))
         assert not np.array_equal(np.asarray(Image.open(edited)), np.asarray(Image.open(downloaded)))
+        step = time.monotonic()  # project the painting downloaded: a new favourite, in a few steps
+        page.css("#project-panel .label-wrap").click()
+        page.css("#project-image input[type=file]").send_keys(str(downloaded))
+        page.type("#project-steps input", "5")
+        page.css("#project").click()
+        page.wait_for(lambda d: [a for a in d.find_elements(By.CSS_SELECTOR, "#painting-file a")
+                                 if "projection" in (a.get_attribute("href") or "")])
+        page.shot("7_projected")
+        assert "projection of" in page.css("#favourites input").get_attribute("value")
+        page.css("#vary").click()  # a search around the projection
+        page.wait_for(lambda d: "genetic around the painting, generation 1" in page.text("status"))
+        print(f"projection and its variations in the browser: {time.monotonic() - step:.1f} s")
         assert page.hosts() == {"127.0.0.1"}  # no font, analytics or CDN request left the machine
         print(f"main flow in the browser: {time.monotonic() - start:.1f} s")
     finally:

@@ -16,8 +16,10 @@ from generate import regenerate
 from magnet.errors import UserError
 from magnet.explore import closed_form_directions, mix, truncate
 from magnet.explore.layers import layer_span
+from magnet.explore.projection import psnr, read_target, w_statistics
 from magnet.search import LatentSpace, read_png_metadata
 from magnet.search.postprocess import auto_levels
+from magnet.search.start import reference_sample
 from magnet.studio.models import LAST_RUN, SharedModels, model_choices, page_reference
 from magnet.studio.session import StudioSession, inside
 from studio import build, launch_options, studio_settings
@@ -232,7 +234,8 @@ def test_the_server_binds_to_this_machine_unless_told_and_bad_settings_are_named
                           ("strategies.genetic.num_parents=0", "strategies.genetic.num_parents"),
                           ("search.space=q", "space"), ("clip.model_name=nope", "clip.model_name"),
                           ("explore.directions=0", "explore.directions"), ("explore.fps=0", "explore.fps"),
-                          ("refine.num_cutouts=0", "refine.num_cutouts")):
+                          ("refine.num_cutouts=0", "refine.num_cutouts"), ("project.steps=0", "project.steps"),
+                          ("project.perceptual=vgg", "project.perceptual"), ("vary.spread=-1", "vary.spread")):
         bad = compose_studio([*studio_overrides(cfg.ckpt_path, tmp_path), override])
         with pytest.raises(UserError, match=key):
             build(bad)
@@ -343,3 +346,65 @@ def test_bad_panel_requests_are_refused_in_words_and_change_nothing(searched):
         with pytest.raises(UserError, match=message):
             action()
     assert searched.shown == shown and len(searched.favourites) == 1
+
+
+# ---------------------------------------------------------------------- projection of an uploaded image
+@pytest.fixture
+def projecting(setup, tmp_path):
+    """A session projecting with pixels alone (20 steps are asked), and a painting of its model as the upload."""
+    cfg, models, settings = setup
+    project = replace(settings.project, perceptual="none", w_avg_samples=2000)
+    session = StudioSession(models, tmp_path / "session", replace(settings, project=project))
+    generator = models.generator(session.model)
+    w = LatentSpace(generator, "w").sample(1, torch.Generator().manual_seed(7))[0]
+    upload = tmp_path / "upload.png"
+    Image.fromarray(auto_levels(synthesized_w(generator, w))).save(upload)
+    return session, generator, upload
+
+
+def synthesized_w(generator, w):
+    with torch.no_grad():
+        return generator.synthesis(w[None, None].expand(1, generator.n_latent, -1), noise_mode="const")[0]
+
+
+def test_a_projected_upload_becomes_a_favourite_that_re_renders_and_can_be_varied(setup, projecting, tmp_path):
+    session, generator, upload = projecting
+    steps = []
+    path = session.project(upload, steps=20, name="../my upload", progress=lambda done, total: steps.append(done))
+    assert steps == list(range(1, 21)) and path == (session.folder / "paintings" / "my-upload.png").resolve()
+    meta = read_png_metadata(path)
+    assert meta["space"] == "w+" and meta["projection"]["settings"]["steps"] == 20
+    assert meta["checkpoint_sha256"] and session.favourites == [session.shown] == [meta]
+    target = read_target(upload, generator.size)
+    start = psnr(synthesized_w(generator, w_statistics(generator, 2000)[0]), target)
+    found = psnr(LatentSpace(generator, "w+").render_one(meta["latent"]), target)
+    assert found > start + 1, (found, start)
+    again = regenerate(compose_studio_generate(setup[0], path, tmp_path / "again"))
+    assert np.array_equal(pixels(path), pixels(again))
+    session.open(session.save("with a projection"))  # its recipe is plain data: a session file keeps it
+    assert session.favourites == [meta]
+    # vary it: the first population is the projection (painting 0) and paintings near it, in W+
+    first = next(session.vary(PROMPT, seed=1, generations=0, spread=0.2))
+    latents, centre = first.generation.latents, torch.tensor(meta["latent"])
+    assert first.space == "w+" and torch.equal(latents[0], centre) and len(latents) == 8
+    near = (latents[1:] - centre).flatten(1).norm(dim=1)
+    space = LatentSpace(generator, "w+")
+    far = (reference_sample(space, 7) - centre).flatten(1).norm(dim=1)
+    assert 0 < near.max() < far.min()
+    assert np.array_equal(pixels(session.painting(0, name="same")), pixels(path))
+
+
+def test_an_upload_that_cannot_be_projected_is_refused_in_words_and_changes_nothing(projecting, huge_png,
+                                                                                  tmp_path):
+    session, _, upload = projecting
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (session.settings.max_upload_bytes + 1))
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    for bad, message in ((huge_png, "cannot be read as an image.*exceeds"), (tmp_path / "junk.png", "cannot be read"),
+                         (big, "bytes; the studio takes images up to")):
+        with pytest.raises(UserError, match=message):
+            session.project(bad, steps=2)
+    with pytest.raises(UserError, match="no painting shown yet"):
+        next(session.vary(PROMPT))
+    assert session.shown is None and session.favourites == [] and session.history == []
+    assert not (session.folder / "paintings").exists()

@@ -125,6 +125,22 @@ def build_app(models: SharedModels, settings: StudioSettings, sessions_dir, runs
             yield view(session)
 
     @shows_errors
+    def vary(session, prompt, seed, strategy, n_generations, image_weight,
+             progress=gr.Progress()):  # noqa: B008
+        total = int(n_generations) + 1
+        for k, _ in enumerate(session.vary(prompt, int(seed), strategy, int(n_generations), image_weight)):
+            progress((k + 1, total), desc="generations")
+            yield view(session)
+
+    @shows_errors
+    def project(session, file, project_steps, name, progress=gr.Progress()):  # noqa: B008
+        if file is None:
+            raise UserError("no image uploaded to project")
+        path = session.project(file, int(project_steps), f"{name or 'painting'}-projection",
+                               progress=lambda done, total: progress((done, total), desc="projection steps"))
+        return str(path), str(path), favourites_update(session, len(session.favourites) - 1)
+
+    @shows_errors
     def pick(session, evt: gr.SelectData):
         session.pick(int(evt.index))
         return gallery_items(session), parents_line(session), int(evt.index)
@@ -263,6 +279,16 @@ def build_app(models: SharedModels, settings: StudioSettings, sessions_dir, runs
                 walk_button = gr.Button("walk through the favourites", elem_id="walk")
                 video = gr.Video(label="walk", interactive=False, elem_id="walk-video")
                 video_file = gr.File(label="walk.mp4", elem_id="walk-file")
+            with gr.Row():
+                vary_button = gr.Button("vary this painting: search around it for the prompt", elem_id="vary")
+        with gr.Accordion("project an image: the latent that paints it becomes a favourite", open=False,
+                          elem_id="project-panel"):
+            with gr.Row():
+                projected = gr.Image(type="filepath", label="image to project", sources=["upload"],
+                                     elem_id="project-image")
+                project_steps = gr.Number(settings.project.steps, precision=0, minimum=1, maximum=5000,
+                                          label="projection steps", elem_id="project-steps")
+                project_button = gr.Button("project", elem_id="project")
         with gr.Accordion("files and sessions", open=False):
             with gr.Row():
                 sheet_button = gr.Button("contact sheet", elem_id="sheet")
@@ -284,6 +310,9 @@ def build_app(models: SharedModels, settings: StudioSettings, sessions_dir, runs
         paint_button.click(paint, [state, index, psi, steps, name, edit_layers, *amounts], [painting, painting_file])
         keep_button.click(keep, state, favourite)
         mix_button.click(mix_with, [state, favourite, mix_layers, name], [painting, painting_file])
+        varying = vary_button.click(vary, [state, prompt, seed, strategy, n_generations, image_weight], views)
+        stop.click(None, cancels=[varying])
+        project_button.click(project, [state, projected, project_steps, name], [painting, painting_file, favourite])
         walk_button.click(walk, [state, seconds], [video, video_file])
         sheet_button.click(sheet, state, sheet_file)
         save_button.click(save, [state, session_name], saved_file)

@@ -12,12 +12,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from magnet.checks import check_bool, check_float, check_int, check_text
 from magnet.errors import MissingFileError, UserError
+from magnet.explore.context import ExploreContext
 from magnet.explore.layers import check_ranges, layer_span
 from magnet.explore.mixing import mix
 from magnet.explore.paintings import recipe_ws, render_recipe
+from magnet.explore.perceptual import build_distance
+from magnet.explore.projection import Projection, psnr, read_target
 from magnet.explore.sefa import RANGES, cached_directions, edit_recipe
 from magnet.explore.truncation import truncate
 from magnet.explore.video import check_video_settings
@@ -34,6 +38,7 @@ from magnet.search.refine import Refiner
 from magnet.search.result import Generation
 from magnet.search.run import search_generations
 from magnet.search.space import LatentSpace, check_space
+from magnet.search.start import start_latent
 from magnet.search.strategies import build_strategy
 from magnet.studio.models import local_reference
 
@@ -78,6 +83,8 @@ class StudioSettings:
     breeding: Breeding = field(default_factory=Breeding)
     refine: Refiner = field(default_factory=Refiner)  # its steps come from the page
     explore: ExploreSettings = field(default_factory=ExploreSettings)
+    project: Projection = field(default_factory=lambda: Projection(steps=100, perceptual="inception", video=False))
+    vary_spread: float = 0.5               # "vary this painting": std around it, in units of the space's spread
     max_upload_bytes: int = 20_000_000
 
     def __post_init__(self):
@@ -87,6 +94,7 @@ class StudioSettings:
         check_int("thumb_size", self.thumb_size, at_least=8)
         check_precision("precision", self.precision)
         check_bool("preview", self.preview)
+        check_float("vary_spread", self.vary_spread, at_least=0)
         check_int("max_upload_bytes", self.max_upload_bytes, at_least=1)
 
 
@@ -159,18 +167,22 @@ class StudioSession:
 
     def set_image_prompt(self, path) -> str:
         """Keep an uploaded image as this session's image prompt: size-limited, decoded under the pixel limit."""
+        target = self.folder / IMAGE_PROMPT
+        self._upload(path).save(target)
+        self.image_prompt = str(target)
+        return self.image_prompt
+
+    def _upload(self, path) -> Image.Image:
+        """An uploaded image file, refused in words above the size limit or when it cannot be decoded (whose
+        pixel limit is checked from its header)."""
         path = Path(path)
         if path.stat().st_size > self.settings.max_upload_bytes:
             raise UserError(f"{path.name} is {path.stat().st_size} bytes; the studio takes images up to "
                             f"{self.settings.max_upload_bytes} bytes")
         try:
-            image = read_rgb(path)
+            return read_rgb(path)
         except READ_ERRORS as err:
             raise UserError(f"{path.name} cannot be read as an image ({err}); upload a JPEG, PNG or WebP") from err
-        target = self.folder / IMAGE_PROMPT
-        image.save(target)
-        self.image_prompt = str(target)
-        return self.image_prompt
 
     def objective(self, prompt: str, image_weight: float = 0.0) -> ClipObjective:
         """CLIP's score for `prompt` ("orange triangles | blue:0.5 | text:-1"), plus the image prompt if weighted."""
@@ -193,6 +205,24 @@ class StudioSession:
     def search(self, prompt: str, seed: int = 0, strategy: str = "genetic", generations: int | None = None,
                image_weight: float = 0.0) -> Iterator[Entry]:
         """Run a search and yield each generation as soon as it is scored; stopping keeps those done."""
+        space = self._space(self.model, self.settings.space, self.settings.truncation_psi)
+        yield from self._search(space, self.model, prompt, seed, strategy, generations, image_weight)
+
+    def vary(self, prompt: str, seed: int = 0, strategy: str = "genetic", generations: int | None = None,
+             image_weight: float = 0.0, spread: float | None = None) -> Iterator[Entry]:
+        """A search whose initial population is the painting shown (its painting 0) and paintings `spread`
+        (default: the vary setting) around it, in the painting's own latent space."""
+        shown = self._shown()
+        spread = self.settings.vary_spread if spread is None else float(spread)
+        check_float("spread", spread, at_least=0)
+        name = "w+" if "edits" in shown else shown["space"]  # edits are offsets in W+
+        space = self._space(shown["checkpoint"], name, shown["truncation_psi"])
+        around = start_latent(shown, space, key="the painting shown")
+        yield from self._search(space, shown["checkpoint"], prompt, seed, strategy, generations, image_weight,
+                                around, spread, "around the painting, ")
+
+    def _search(self, space, model, prompt, seed, strategy, generations, image_weight, around=None, spread=0.5,
+                label="") -> Iterator[Entry]:
         if strategy not in self.settings.strategies:
             raise UserError(f"unknown strategy {strategy!r}; known: {', '.join(self.settings.strategies)}")
         objective = self.objective(prompt, image_weight)
@@ -200,10 +230,10 @@ class StudioSession:
         if generations is not None and "generations" in options:  # random search has one round only
             options["generations"] = int(generations)
         searcher = build_strategy(strategy, **options)
-        space = self._space(self.model, self.settings.space, self.settings.truncation_psi)
-        label = prompt_label(objective.prompts)
-        for g, generation in enumerate(search_generations(searcher, self._evaluator(space, objective), seed)):
-            yield self._add(Entry(generation, f"{strategy} generation {g}", label, self.model, space.name,
+        words = prompt_label(objective.prompts)
+        steps = search_generations(searcher, self._evaluator(space, objective), seed, around, spread)
+        for g, generation in enumerate(steps):
+            yield self._add(Entry(generation, f"{strategy} {label}generation {g}", words, model, space.name,
                                   space.truncation_psi, int(seed)))
 
     def pick(self, index: int) -> list[int]:
@@ -341,8 +371,28 @@ class StudioSession:
         return write_walk(generator, keyframes, inside(folder, name, ".mp4"), "w+", fps=fps, seconds=seconds,
                           loop=bool(loop), progress=progress)
 
-    # Projection of an uploaded image (magnet.explore.projection, branch `project`, not merged yet) goes here:
-    # it would add the projected latent's recipe to the favourites.
+    def project(self, path, steps: int | None = None, name: str = "projection", progress=None) -> Path:
+        """Fit a latent of the session's model to an uploaded image (magnet.explore.projection, the project
+        settings with `steps`), written as `<session>/paintings/<slug of name>.png`: the painting shown and a
+        new favourite. `progress(done, total)` after each step; the target is kept beside it."""
+        image = self._upload(path)
+        settings = self.settings.project if steps is None else replace(self.settings.project, steps=int(steps))
+        generator = self.models.generator(self.model)
+        folder = self.folder / "paintings"
+        folder.mkdir(exist_ok=True)
+        target_path = inside(folder, f"{name}-target", ".png")
+        image.save(target_path)
+        target = read_target(target_path, generator.size)
+        context = ExploreContext(generator, self.folder, self.model, self.models.device)
+        found = settings.project(generator, target, build_distance(settings, context), progress)
+        rendered = LatentSpace(generator, settings.space).render_one(found.latent)
+        metadata = {**context.recipe(), "prompt": f"projection of {Path(path).name}", "seed": settings.seed,
+                    "space": settings.space, "truncation_psi": 1.0, "latent": found.latent.tolist(),
+                    "projection": {"psnr": psnr(rendered, target), "loss": found.losses[-1],
+                                   "settings": {k: v for k, v in vars(settings).items() if k != "image"}}}
+        written = self._write(metadata, name)
+        self.favourites.append(self.shown)
+        return written
 
     def _shown(self) -> dict:
         if self.shown is None:
