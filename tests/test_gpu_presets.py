@@ -1,6 +1,7 @@
 """GPU presets on a CPU: the GPU experiments compose with them, channels_last trains, compile keeps checkpoint keys."""
 
 import csv
+import re
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from train_config import CONF, compose_train
 
+from magnet.entrypoints import apply_extras
 from magnet.errors import UserError
 from magnet.nn.checkpoint import read_checkpoint
 from magnet.training.module import GAN
@@ -27,10 +29,23 @@ def test_gpu_experiments_compose_with_compile_and_channels_last(experiment):
     assert cfg.extras.tf32 is True
 
 
-@pytest.mark.parametrize("key", ["compile", "channels_last"])
-def test_a_switch_that_is_no_bool_is_refused(key):
-    with pytest.raises(UserError, match=rf"^{key}='yes'.*true or false"):
-        GAN(network=TINY_NETWORK, **{key: "yes"})
+@pytest.mark.parametrize("setting", ["model.compile=yes", "model.channels_last=maybe", "extras.tf32=on"])
+def test_a_switch_that_is_no_bool_is_refused_naming_it(tmp_path, setting):
+    key, value = setting.split("=")
+    cfg = compose_train(tmp_path, tmp_path, setting)
+    with pytest.raises(UserError, match=rf"^{re.escape(key)}={value!r}: must be true or false$"):
+        apply_extras(cfg)
+        train(cfg)
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_extras_tf32_sets_the_cuda_math_flags(tmp_path, enabled):
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        apply_extras(compose_train(tmp_path, tmp_path, f"extras.tf32={str(enabled).lower()}"))
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (enabled, enabled)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def test_tiny_model_trains_two_batches_in_channels_last(tmp_path, tiny_paintings):
