@@ -30,21 +30,28 @@ from omegaconf import open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from magnet.entrypoints import apply_extras  # noqa: E402
 from train import train  # noqa: E402
 
 
 class KimgTimer(pl.Callback):
-    """Wall time and images over the batches after `warmup`."""
+    """Wall time and images over the batches after `warmup`, and the first batch's wall time (compiling)."""
 
     last: KimgTimer | None = None  # the one train() built from the config
 
     def __init__(self, warmup: int):
-        self.warmup, self.start = warmup, None
+        self.warmup, self.start, self.first_start, self.first_batch_s = warmup, None, None, None
         KimgTimer.last = self
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if self.first_start is None:
+            self.first_start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if module.device.type == "cuda":
             torch.cuda.synchronize(module.device)
+        if self.first_batch_s is None:
+            self.first_batch_s = time.perf_counter() - self.first_start
         if int(module.batches) == self.warmup:
             self.start = (time.perf_counter(), time.process_time(), int(module.nimg))
         self.end = (time.perf_counter(), time.process_time(), int(module.nimg))
@@ -73,10 +80,13 @@ def compose_case(experiment: str, overrides: list[str], out: Path, warmup: int, 
     return cfg
 
 
-def time_case(experiment: str, overrides: list[str], warmup: int, batches: int, device: str) -> tuple[float, float]:
+def time_case(experiment: str, overrides: list[str], warmup: int, batches: int, device: str):
+    """(wall, CPU) seconds per kimg and the first batch's seconds."""
     with tempfile.TemporaryDirectory() as out:
-        train(compose_case(experiment, overrides, Path(out), warmup, batches, device))
-        return KimgTimer.last.s_per_kimg()
+        cfg = compose_case(experiment, overrides, Path(out), warmup, batches, device)
+        apply_extras(cfg)  # extras.tf32, as train.py applies it
+        train(cfg)
+        return (*KimgTimer.last.s_per_kimg(), KimgTimer.last.first_batch_s)
 
 
 def main():
@@ -91,9 +101,10 @@ def main():
     times = {name: [] for name, _ in args.case}
     for r in range(args.rounds):
         for name, overrides in args.case:
-            wall, cpu = time_case(args.experiment, overrides.split(), args.warmup, args.batches, args.device)
+            wall, cpu, first = time_case(args.experiment, overrides.split(), args.warmup, args.batches, args.device)
             times[name].append((wall, cpu))
-            print(f"round {r + 1} {name}: {wall:.2f} s/kimg wall, {cpu:.2f} CPU", flush=True)
+            print(f"round {r + 1} {name}: {wall:.2f} s/kimg wall, {cpu:.2f} CPU, first batch {first:.1f} s",
+                  flush=True)
     median = {name: [statistics.median(t[i] for t in runs) for i in (0, 1)] for name, runs in times.items()}
     base = median[args.case[0][0]]
     gpu = f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""
