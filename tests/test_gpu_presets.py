@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from train_config import CONF, compose_train
 
+from magnet import load_generator
 from magnet.entrypoints import apply_extras
 from magnet.errors import UserError
 from magnet.nn.checkpoint import read_checkpoint
@@ -50,13 +51,16 @@ def test_extras_tf32_sets_the_cuda_math_flags(tmp_path, enabled):
 
 def test_tiny_model_trains_two_batches_in_channels_last(tmp_path, tiny_paintings):
     train(compose_train(tmp_path / "run", tiny_paintings, "model.total_kimg=0.008", "model.channels_last=true"))
-    state = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["state_dict"]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    state = read_checkpoint(last)["state_dict"]
     assert int(state["nimg"]) == 8 and int(state["batches"]) == 2
     convs = {k: v for k, v in state.items() if k.startswith(("D.", "G.", "g_ema.")) and v.dim() == 4
              and v.shape[1] > 1 and v.shape[2] > 1}
     assert {k.split(".")[0] for k in convs} >= {"D"}
     assert all(v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous() for v in convs.values())
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    G = load_generator(last)  # inference reads the NHWC weights into its own layout
+    assert all(torch.equal(v, state[f"g_ema.{k}"]) for k, v in G.state_dict().items())
     rows = list(csv.DictReader(open(next((tmp_path / "run").glob("csv/*/metrics.csv")))))
     first = [float(row["perf/first_step_s"]) for row in rows if row.get("perf/first_step_s")]
     assert len(set(first)) == 1 and first[0] > 0  # one figure, the first batch's (the CSV may repeat it)
