@@ -19,6 +19,7 @@ from pytorch_lightning.loggers import WandbLogger
 from magnet.checks import check_bool, check_device
 from magnet.errors import ConfigError, UserError
 from magnet.nn.checkpoint import load_generator
+from magnet.precision import use_tf32
 
 OUR_PACKAGES = ("magnet.", "data_modules.")  # their constructors raise ConfigError themselves
 _FAILED_CALL = re.compile(r"Error in call to target '(?P<target>[^']+)'.*?(?:\nfull_key: (?P<key>\S+))?\s*$", re.S)
@@ -182,11 +183,13 @@ def _name_setting(key: str, settings: Mapping, cause: Exception) -> str:
 
 
 def apply_extras(cfg: DictConfig) -> None:
-    """Optional conveniences from `cfg.extras`: silence warnings, print the config as a tree."""
+    """Optional conveniences from `cfg.extras`: silence warnings, print the config as a tree, TF32 on CUDA."""
     extras = cfg.get("extras") or {}
-    for name in ("ignore_warnings", "print_config"):
+    for name in ("ignore_warnings", "print_config", "tf32"):
         if name in extras:
             check_bool(f"extras.{name}", extras[name])
+    if "tf32" in extras:
+        use_tf32(extras.tf32)
     if extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
     if extras.get("print_config"):

@@ -52,3 +52,10 @@ def clip_autocast(precision: str, device: str | torch.device):
     float32 on an AVX-512 BF16 CPU (benchmarks/RESULTS.md), where the generator runs 1.6-1.9x faster."""
     device = torch.device(device)
     return autocast(precision if device.type == "cuda" else "fp32", device)
+
+
+def use_tf32(enabled: bool) -> None:
+    """Let CUDA matmuls and cuDNN convolutions take float32 inputs in TF32 (10-bit mantissa); CPU math is
+    untouched, so this is harmless without a GPU."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled

@@ -5,20 +5,24 @@ grows by two or more optimizer steps per batch here. Everything that must surviv
 or optimizer state; the random number generators are saved with the checkpoint too.
 """
 
+import logging
 import random
+import time
 
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
 from magnet.augment import AugmentPipe
-from magnet.checks import check_choice, check_float, check_int
+from magnet.checks import check_bool, check_choice, check_float, check_int
 from magnet.errors import ConfigError, UserError, config_key
 from magnet.nn import Discriminator, Generator, NetworkConfig, style_mix
 from magnet.nn.checkpoint import discriminator_from, generator_from, read_checkpoint
 from magnet.training.ema import ema_beta, make_ema, update_ema
 from magnet.training.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss, g_path_regularize
 from magnet.training.rng import capture_rng, offset_seeds, restore_rng
+
+log = logging.getLogger(__name__)
 
 
 def _check_settings(hp) -> None:
@@ -41,6 +45,15 @@ def _check_settings(hp) -> None:
     check_float("ema_rampup", hp.ema_rampup, above=0, optional=True)
     check_choice("from_rgb_kernel", hp.from_rgb_kernel, (1, 3))
     check_float("total_kimg", hp.total_kimg, above=0)
+    check_bool("channels_last", hp.channels_last)
+    check_bool("compile", hp.compile)
+
+
+def to_channels_last(module: torch.nn.Module) -> None:
+    """Its 4-d weights and buffers in NHWC layout, in place (`Module.to` refuses the 5-d modulated weights)."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
 def lazy_adam(params, lr: float, betas: tuple[float, float], interval: int) -> torch.optim.Adam:
@@ -68,6 +81,8 @@ class GAN(pl.LightningModule):
         from_rgb_kernel: int = 3,  # SWAGAN discriminator's FromRGB conv (1 for MAGnet-era checkpoints)
         init_from: str | None = None,  # start from these weights: ours, rosinality's/MAGnet's, an NVlabs/TF pickle
         total_kimg: float = 25_000.0,  # stop after this many thousand images
+        channels_last: bool = False,  # networks and batches in NHWC memory layout (faster convolutions on GPUs)
+        compile: bool = False,  # torch.compile G's synthesis and D for the main (non-regularising) steps
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["augment"])
@@ -113,6 +128,21 @@ class GAN(pl.LightningModule):
         opt_d = lazy_adam(self.D.parameters(), hp.lr, hp.betas, hp.d_reg_every)
         return opt_g, opt_d
 
+    def setup(self, stage: str):
+        """Memory layout and compiled callables, once the networks are final (after `init_from`).
+
+        The compiled functions wrap the networks' forward methods and are no modules themselves, so the
+        state_dict keys stay the eager networks' (no `_orig_mod.`). The R1 and path-length steps call the
+        eager networks: they differentiate a gradient, which compiled graphs do not support.
+        """
+        if self.hparams.channels_last:
+            for net in (self.G, self.D, self.g_ema):
+                to_channels_last(net)
+        self._synthesis, self._discriminate = self.G.synthesis, self.D.forward
+        if self.hparams.compile:
+            self._synthesis, self._discriminate = torch.compile(self._synthesis), torch.compile(self._discriminate)
+        self._first_step_logged = False
+
     def on_fit_start(self):
         """A fresh start: one random stream per rank; when fine-tuning, the source's Adam moments and ADA p."""
         if self.nimg > 0:
@@ -154,7 +184,10 @@ class GAN(pl.LightningModule):
         optimizer.step()
 
     def training_step(self, batch, batch_idx):
+        start = time.perf_counter()
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        if self.hparams.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         hp, n = self.hparams, real.shape[0]
         opt_g, opt_d = self.optimizers()
         batches = int(self.batches) + 1
@@ -164,9 +197,9 @@ class GAN(pl.LightningModule):
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         with torch.no_grad():
-            fake = self.G.synthesis(self._latents(n))
-        real_pred = self.D(self.augment(real))
-        loss_d = d_logistic_loss(real_pred, self.D(self.augment(fake)))
+            fake = self._synthesis(self._latents(n))
+        real_pred = self._discriminate(self.augment(real))
+        loss_d = d_logistic_loss(real_pred, self._discriminate(self.augment(fake)))
         self._step(opt_d, loss_d, "train/loss_d")
         real_sign = self.augment.update(real_pred)
         logs["train/loss_d"] = loss_d.detach()
@@ -185,7 +218,7 @@ class GAN(pl.LightningModule):
         # G: fool D
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
-        loss_g = g_nonsaturating_loss(self.D(self.augment(self.G.synthesis(self._latents(n)))))
+        loss_g = g_nonsaturating_loss(self._discriminate(self.augment(self._synthesis(self._latents(n)))))
         self._step(opt_g, loss_g, "train/loss_g")
         logs["train/loss_g"] = loss_g.detach()
 
@@ -209,6 +242,11 @@ class GAN(pl.LightningModule):
         self.batches += 1
         logs["train/ada_p"] = self.augment.p.detach()
         logs["train/kimg"] = self.kimg
+        if not self._first_step_logged:  # with model.compile=true, the compile time is in this figure
+            self._first_step_logged = True
+            logs["perf/first_step_s"] = time.perf_counter() - start
+            log.info("first training batch: %.1f s%s", logs["perf/first_step_s"],
+                     " (torch.compile included)" if self.hparams.compile else "")
         self.log_dict(logs, prog_bar=True, batch_size=n)
         if self.kimg >= hp.total_kimg:
             self.trainer.should_stop = True
