@@ -38,14 +38,15 @@ def studio_settings(cfg: DictConfig) -> StudioSettings:
         explore = ExploreSettings(**OmegaConf.to_container(cfg.explore, resolve=True))
     with settings_of(cfg, "project"):  # the page shows the result, not a video of the steps
         project = Projection(**OmegaConf.to_container(cfg.project, resolve=True), video=False)
-    search = OmegaConf.to_container(cfg.search, resolve=True)
     check_float("vary.spread", cfg.vary.spread, at_least=0)
     check_int("max_upload_mb", cfg.max_upload_mb, at_least=1)
     check_int("port", cfg.port, at_least=0, at_most=65535)
-    return StudioSettings(model=cfg.ckpt_path, clip_model=cfg.clip.model_name, clip_pretrained=cfg.clip.pretrained,
-                          strategies=strategies, breeding=breeding, refine=refine, explore=explore,
-                          project=project, vary_spread=cfg.vary.spread,
-                          max_upload_bytes=cfg.max_upload_mb * 1_000_000, **search)
+    with settings_of(cfg, "search"):  # the other fields are checked above, so what fails here is under search.
+        return StudioSettings(model=cfg.ckpt_path, clip_model=cfg.clip.model_name,
+                              clip_pretrained=cfg.clip.pretrained, strategies=strategies, breeding=breeding,
+                              refine=refine, explore=explore, project=project, vary_spread=cfg.vary.spread,
+                              max_upload_bytes=cfg.max_upload_mb * 1_000_000,
+                              **OmegaConf.to_container(cfg.search, resolve=True))
 
 
 def build(cfg: DictConfig):

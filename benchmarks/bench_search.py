@@ -31,7 +31,7 @@ from scipy import stats
 from magnet import build_generator
 from magnet.clip import load_clip
 from magnet.images import to_uint8
-from magnet.precision import clip_autocast
+from magnet.precision import autocast
 from magnet.search import (
     ClipObjective,
     CMAESSearch,
@@ -162,12 +162,12 @@ def timing(args, device) -> dict:
     with torch.no_grad():
         for name, (precision, preview) in PATHS.items():
             size = space.preview_size if preview else None
-            with clip_autocast(precision, device):
+            with autocast(precision, device):
                 objective(space.render(z[:1], size, precision))  # warm-up
             t0 = time.perf_counter()
             images = space.render(z, size, precision)
             t1 = time.perf_counter()
-            with clip_autocast(precision, device):
+            with autocast(precision, device):
                 objective(images)
             t2 = time.perf_counter()
             report["paths"][name] = {
@@ -213,7 +213,7 @@ def agreement(args, device) -> dict:
         for batch in latents.split(args.timing_batch):
             for name, (precision, preview) in paths.items():
                 images = space.render(batch, space.preview_size if preview else None, precision)
-                with clip_autocast(precision, device):
+                with autocast(precision, device):
                     features = clip.encode_images(images).float()  # once for all prompts
                 scores[name].append(torch.stack([(features @ o.targets.T) @ o.weights for o in objectives], 1).cpu())
                 if name == "fp32 full (today)":

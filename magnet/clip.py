@@ -6,6 +6,7 @@ Weights come from an open_clip tag (downloaded once into the Hugging Face cache)
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ class Clip:
         self._mean = torch.tensor(cfg["mean"]).view(1, 3, 1, 1)
         self._std = torch.tensor(cfg["std"]).view(1, 3, 1, 1)
         self._text_cache: dict[str, torch.Tensor] = {}
+        self._visual_bf16: torch.nn.Module | None = None  # made on the first bf16 call on a CPU
 
     @property
     def device(self) -> torch.device:
@@ -69,7 +71,19 @@ class Clip:
         top, left = (size[0] - self.image_size) // 2, (size[1] - self.image_size) // 2
         x = x[..., top:top + self.image_size, left:left + self.image_size]
         x = (x - self._mean.to(x.device)) / self._std.to(x.device)
-        return F.normalize(self.model.encode_image(x.to(self.device)).float(), dim=-1)
+        x = x.to(self.device)
+        if self.device.type == "cpu" and torch.is_autocast_enabled("cpu") and \
+                torch.get_autocast_dtype("cpu") == torch.bfloat16:
+            # CPU autocast casts every weight on every call and sends open_clip's 3-D linears through batched
+            # matmuls with copies (ViT-B/32: 6x slower than float32); a bf16 copy of the image tower runs 2x faster.
+            with torch.autocast("cpu", enabled=False):
+                return F.normalize(self._bf16_visual()(x.to(torch.bfloat16)).float(), dim=-1)
+        return F.normalize(self.model.encode_image(x).float(), dim=-1)
+
+    def _bf16_visual(self) -> torch.nn.Module:
+        if self._visual_bf16 is None:
+            self._visual_bf16 = copy.deepcopy(self.model.visual).to(torch.bfloat16)
+        return self._visual_bf16
 
     @torch.no_grad()
     def encode_pil(self, images: Sequence[Image.Image]) -> torch.Tensor:

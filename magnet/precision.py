@@ -1,8 +1,9 @@
 """Precision of rendering and CLIP scoring: fp32, bf16, or auto (bf16 where the hardware runs it natively).
 
 One place decides it for generate.py, eval.py's generation, the search preview callback and the studio:
-`resolve` turns a setting into "fp32" or "bf16" for a device, `autocast` runs a block in it (`clip_autocast`
-for CLIP). Paintings that are saved are rendered again in float32, so a file never depends on this setting.
+`resolve` turns a setting into "fp32" or "bf16" for a device, `autocast` runs a block in it (CLIP included:
+`magnet.clip.Clip` runs a bf16 copy of its image tower there on a CPU). Paintings that are saved are rendered
+again in float32, so a file never depends on this setting.
 """
 
 from __future__ import annotations
@@ -45,13 +46,6 @@ def autocast(precision: str, device: str | torch.device):
     if resolve(precision, device) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def clip_autocast(precision: str, device: str | torch.device):
-    """`autocast` for CLIP scoring: bf16 on GPUs only, as open_clip's ViT-B/32 ran 2-4x slower in bf16 than in
-    float32 on an AVX-512 BF16 CPU (benchmarks/RESULTS.md), where the generator runs 1.6-1.9x faster."""
-    device = torch.device(device)
-    return autocast(precision if device.type == "cuda" else "fp32", device)
 
 
 def use_tf32(enabled: bool) -> None:

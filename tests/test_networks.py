@@ -63,6 +63,22 @@ def test_mapping_synthesis_and_forward_agree(arch):
     assert torch.allclose(G.synthesis(ws[:, 0], noise_mode="const"), img)
 
 
+@pytest.mark.parametrize("arch", ["swagan", "stylegan2"])
+def test_inference_runs_channels_last_with_the_training_path_results(arch):
+    G = tiny_generator(arch, size=64)
+    ws = G.mapping(torch.randn(3, 16))
+    layouts = []
+    hook = G.convs[-1].register_forward_hook(
+        lambda module, args, out: layouts.append(out.is_contiguous(memory_format=torch.channels_last)))
+    training_path = G.synthesis(ws, noise_mode="const")  # grad enabled: NCHW, as the training step runs
+    with torch.no_grad():
+        inference = G.synthesis(ws, noise_mode="const")
+    hook.remove()
+    assert layouts == [False, True]
+    assert inference.is_contiguous()  # callers may .view() it
+    torch.testing.assert_close(inference, training_path.detach(), rtol=0, atol=1e-5)
+
+
 def test_noise_modes():
     G = tiny_generator()
     z = torch.randn(2, 16)

@@ -9,7 +9,7 @@ from magnet import build_generator
 from magnet.errors import ConfigError
 from magnet.images import to_uint8
 from magnet.metrics import generated_features
-from magnet.precision import autocast, clip_autocast, has_native_bf16, resolve
+from magnet.precision import autocast, has_native_bf16, resolve
 from magnet.search import LatentSpace
 
 
@@ -61,8 +61,24 @@ def test_autocast_runs_matmuls_in_bf16_only_when_asked():
         assert (a @ a).dtype == torch.float32
     with autocast("bf16", "cpu"):
         assert (a @ a).dtype == torch.bfloat16
-    with clip_autocast("bf16", "cpu"):  # CLIP on a CPU: float32, which measured faster there
-        assert (a @ a).dtype == torch.float32
+
+
+def test_clip_under_bf16_autocast_on_a_cpu_runs_a_bf16_copy_of_its_image_tower(random_clip):
+    images = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with autocast("bf16", "cpu"):
+        bf16 = random_clip.encode_images(images)  # makes the bf16 copy
+    calls = []
+    hooks = [tower.register_forward_hook(lambda module, args, out, name=name: calls.append((name, out.dtype)))
+             for name, tower in (("fp32", random_clip.model.visual), ("bf16", random_clip._visual_bf16))]
+    fp32 = random_clip.encode_images(images)
+    with autocast("bf16", "cpu"):
+        again = random_clip.encode_images(images)
+    for hook in hooks:
+        hook.remove()
+    assert calls == [("fp32", torch.float32), ("bf16", torch.bfloat16)]
+    assert next(random_clip.model.visual.parameters()).dtype == torch.float32  # the model itself is untouched
+    assert torch.equal(again, bf16) and bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)
+    assert torch.nn.functional.cosine_similarity(bf16, fp32).min() > 0.99
 
 
 class Mean(torch.nn.Module):

@@ -232,7 +232,9 @@ def test_the_server_binds_to_this_machine_unless_told_and_bad_settings_are_named
     assert launch["server_name"] == "127.0.0.1" and launch["share"] is False and launch["server_port"] == 7860
     for override, key in (("port=-1", "port"), ("breeding.clip_weight=2.0", "breeding.clip_weight"),
                           ("strategies.genetic.num_parents=0", "strategies.genetic.num_parents"),
-                          ("search.space=q", "space"), ("clip.model_name=nope", "clip.model_name"),
+                          ("search.space=q", r"search\.space=.q"), ("search.batch_size=0", r"search\.batch_size=0"),
+                          ("search.precision=fp8", r"search\.precision=.fp8"),
+                          ("clip.model_name=nope", "clip.model_name"),
                           ("explore.directions=0", "explore.directions"), ("explore.fps=0", "explore.fps"),
                           ("refine.num_cutouts=0", "refine.num_cutouts"), ("project.steps=0", "project.steps"),
                           ("project.perceptual=vgg", "project.perceptual"), ("vary.spread=-1", "vary.spread")):

@@ -12,7 +12,7 @@ Contract of an explore tool (one module here, one `conf/explore/<tool>.yaml` wit
 
 from magnet.explore.context import ExploreContext, Tool, rich_progress
 from magnet.explore.mixing import MixingSettings, mix, mixing_grid
-from magnet.explore.paintings import Painting, apply_edits, choose_checkpoint, read_painting, render_recipe
+from magnet.explore.paintings import Painting, choose_checkpoint, read_painting, render_recipe
 from magnet.explore.perceptual import DISTANCES, PerceptualDistance, build_distance
 from magnet.explore.projection import Projected, Projection, psnr, read_target
 from magnet.explore.searchvideo import SearchVideoSettings, search_frames
@@ -29,6 +29,7 @@ from magnet.explore.sefa import (
 from magnet.explore.truncation import TruncationSettings, truncate, truncation_strip
 from magnet.explore.video import find_ffmpeg, write_video
 from magnet.explore.walk import WalkSettings, slerp, walk_frames, walk_latents, write_walk
+from magnet.search.recipes import apply_edits
 
 __all__ = [
     "DISTANCES",

@@ -1,8 +1,6 @@
-"""A painting.png's recipe (latent, space, psi, edits, checkpoint) as W+ to explore, and the checkpoint that
-renders it: the recipe is the one `magnet.search.outputs.save_png` writes and `generate.py from_png=` reads.
-
-Edits are offsets in W+ (`{"kind": "sefa", "index": k, "amount": d, "layers": [first, last], "direction":
-[...]}`): the direction itself is stored, so a recipe renders the same without recomputing anything.
+"""A painting.png's recipe (latent, space, psi, edits, checkpoint) to explore, and the checkpoint that renders
+it: the recipe is the one `magnet.search.outputs.save_png` writes and `generate.py from_png=` reads; its W+
+comes from `magnet.search.recipes`.
 """
 
 from __future__ import annotations
@@ -16,9 +14,8 @@ import torch
 from magnet.errors import MissingFileError, UserError
 from magnet.models.resolve import checkpoint_sha256, resolve_checkpoint
 from magnet.search.outputs import read_png_metadata
-from magnet.search.space import SPACES, LatentSpace
-
-ASK_CKPT = "give ckpt_path= the checkpoint it was painted with"
+from magnet.search.recipes import ASK_CKPT, recipe_ws
+from magnet.search.space import SPACES
 
 
 def read_recipe(path) -> dict:
@@ -88,36 +85,6 @@ def check_recipe(metadata: dict, where) -> None:
         raise UserError(f"{where}: its latent is not a list of numbers ({err})") from err
     if latent.ndim != (2 if metadata["space"] == "w+" else 1):
         raise UserError(f"{where}: a {metadata['space']} latent of shape {tuple(latent.shape)} in its metadata")
-
-
-def check_fits(generator, metadata: dict, where) -> None:
-    """The latent's shape against the generator's: a latent of another model is refused, naming its checkpoint."""
-    latent = torch.as_tensor(metadata["latent"])
-    expected = (generator.n_latent, generator.style_dim) if metadata["space"] == "w+" else (generator.style_dim,)
-    if tuple(latent.shape) != expected:
-        raise UserError(
-            f"{where} holds a {metadata['space']} latent of shape {tuple(latent.shape)}, but this generator takes "
-            f"{expected}: it was painted with another checkpoint ({metadata.get('checkpoint')}); {ASK_CKPT}"
-        )
-
-
-def apply_edits(ws: torch.Tensor, edits: list[dict]) -> torch.Tensor:
-    """W+ (..., n_latent, style_dim) moved by each edit's amount along its direction, on its layers."""
-    ws = ws.clone()
-    for edit in edits:
-        first, last = edit["layers"]
-        direction = torch.as_tensor(edit["direction"], dtype=ws.dtype, device=ws.device)
-        ws[..., first : last + 1, :] += float(edit["amount"]) * direction
-    return ws
-
-
-@torch.no_grad()
-def recipe_ws(generator, metadata: dict, where="the painting") -> torch.Tensor:
-    """The W+ (n_latent, style_dim) a recipe renders: its latent through its space and psi, plus its edits."""
-    check_fits(generator, metadata, where)
-    space = LatentSpace(generator, metadata["space"], metadata["truncation_psi"])
-    ws = space.to_ws(torch.as_tensor(metadata["latent"], dtype=torch.float32)[None])[0]
-    return apply_edits(ws, metadata.get("edits", []))
 
 
 @torch.no_grad()

@@ -11,9 +11,10 @@ from magnet.checks import check_float, check_text
 from magnet.errors import MissingFileError, UserError
 from magnet.explore.context import ExploreContext, Tool
 from magnet.explore.grid import caption
-from magnet.explore.paintings import check_fits, read_recipe
+from magnet.explore.paintings import read_recipe
 from magnet.explore.render import check_frame_settings, synthesize, to_frame
 from magnet.explore.video import check_video_settings, write_video
+from magnet.search.recipes import check_fits
 from magnet.search.space import LatentSpace
 
 

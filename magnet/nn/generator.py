@@ -130,6 +130,10 @@ class Generator(nn.Module):
         add_noise = noise_mode != "none" or any(n is not None for n in noise)
 
         x = self.input(ws.shape[0]).to(ws.dtype)
+        if not torch.is_grad_enabled():
+            # Inference in NHWC: every convolution follows its input's layout, and mkldnn's NHWC kernels run
+            # this generator 1.2x (float32) to 1.5x (bf16) faster on the CPU (benchmarks/RESULTS.md).
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.conv1(x, ws[:, 0], noise[0], add_noise)
         skip = self.to_rgb1(x, ws[:, 1])
         i = 1
@@ -139,7 +143,7 @@ class Generator(nn.Module):
             x = conv(x, ws[:, i + 1], noise[i + 1], add_noise)
             skip = to_rgb(x, ws[:, i + 2], skip)
             i += 2
-        return haar_iwt(skip) if self.config.wavelet else skip
+        return (haar_iwt(skip) if self.config.wavelet else skip).contiguous()
 
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, noise_mode: str = "random") -> torch.Tensor:
         return self.synthesis(self.mapping(z, truncation_psi), noise_mode)

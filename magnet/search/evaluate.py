@@ -8,7 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from magnet.checks import check_bool, check_int
 from magnet.images import to_uint8
-from magnet.precision import clip_autocast, resolve
+from magnet.precision import autocast, resolve
 
 
 def make_progress() -> Progress:
@@ -25,8 +25,7 @@ def make_progress() -> Progress:
 class Evaluator:
     """Scores latents of a `LatentSpace` with an objective, `batch_size` renders at a time; counts renders.
 
-    `precision` (fp32 | bf16 | auto) is that of the renders and of the objective (magnet.precision.clip_autocast:
-    bf16 for CLIP on GPUs only); with `preview` candidates are
+    `precision` (fp32 | bf16 | auto) is that of the renders and of the objective; with `preview` candidates are
     rendered and scored at the space's `preview_size` (one block below the top) instead of full size.
     """
 
@@ -52,7 +51,7 @@ class Evaluator:
         scores, thumbs = [], []
         for start in range(0, len(latents), self.batch_size):
             images = self.space.render(latents[start : start + self.batch_size], self.size, self.precision)
-            with clip_autocast(self.precision, images.device):
+            with autocast(self.precision, images.device):
                 scores.append(self.objective(images).float().cpu())
             thumbs.append(to_uint8(self._thumbnail(images)).cpu())
             self.renders += len(images)

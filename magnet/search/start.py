@@ -7,6 +7,7 @@ import torch
 
 from magnet.errors import MissingFileError, UserError
 from magnet.search.outputs import read_png_metadata
+from magnet.search.recipes import recipe_ws
 
 # Which painting spaces a search space can start from; z -> W / W+ goes through the mapping network, which
 # has no inverse, so a W or W+ painting cannot start a search in z (nor a true W+ one a search in W).
@@ -54,8 +55,6 @@ def start_latent(metadata: dict, space, key: str = "search.init_from") -> torch.
     latent, source = _source_latent(metadata, space.name, key)
     generator = space.generator
     if metadata.get("edits"):  # an edited painting (explore.py edit): its W+ with the edits applied
-        from magnet.explore.paintings import recipe_ws  # explore builds on search: imported when needed
-
         return recipe_ws(generator, metadata, key).float().cpu()
     shapes = {"z": (generator.style_dim,), "w": (generator.style_dim,),
               "w+": (generator.n_latent, generator.style_dim)}

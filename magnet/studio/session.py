@@ -19,7 +19,7 @@ from magnet.errors import MissingFileError, UserError
 from magnet.explore.context import ExploreContext
 from magnet.explore.layers import check_ranges, layer_span
 from magnet.explore.mixing import mix
-from magnet.explore.paintings import recipe_ws, render_recipe
+from magnet.explore.paintings import render_recipe
 from magnet.explore.perceptual import build_distance
 from magnet.explore.projection import Projection, psnr, read_target
 from magnet.explore.sefa import RANGES, cached_directions, edit_recipe
@@ -34,6 +34,7 @@ from magnet.search.evaluate import Evaluator
 from magnet.search.outputs import contact_sheet, save_png
 from magnet.search.paint import finish, painting_metadata, slug
 from magnet.search.prompts import ClipObjective, parse_prompt, prompt_label
+from magnet.search.recipes import recipe_ws
 from magnet.search.refine import Refiner
 from magnet.search.result import Generation
 from magnet.search.run import search_generations
