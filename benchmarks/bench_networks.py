@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from magnet import build_discriminator, build_generator
 from magnet.images import to_uint8
+from magnet.nn.factory import to_channels_last
 from magnet.precision import autocast
 from magnet.training.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss, g_path_regularize
 
@@ -82,7 +83,9 @@ def _case(spec: dict) -> dict:
     device = torch.device(spec["device"])
     kind, arch, size, batch, reps = spec["kind"], spec["arch"], spec["size"], spec["batch"], spec["reps"]
     fmt = torch.channels_last if spec["channels_last"] else torch.contiguous_format
-    G = build_generator(arch, size).to(device, memory_format=fmt)
+    G = build_generator(arch, size).to(device)
+    if spec["channels_last"]:
+        to_channels_last(G)  # Module.to(memory_format=) refuses the 5-d modulated weights
     z = torch.randn(batch, G.style_dim, device=device)
     result = dict(kind=kind, arch=arch, size=size, batch=batch)
 
@@ -105,7 +108,9 @@ def _case(spec: dict) -> dict:
             result.update(uint8_mean_abs_diff_vs_fp32=float(diff.abs().mean()),
                           uint8_max_abs_diff_vs_fp32=float(diff.abs().max()))
     else:
-        D = build_discriminator(arch, size).to(device, memory_format=fmt)
+        D = build_discriminator(arch, size).to(device)
+        if spec["channels_last"]:
+            to_channels_last(D)
         real = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
         opt_g = torch.optim.Adam(G.parameters(), lr=0.002, betas=(0.0, 0.99))
         opt_d = torch.optim.Adam(D.parameters(), lr=0.002, betas=(0.0, 0.99))

@@ -18,6 +18,7 @@ from magnet.checks import check_bool, check_choice, check_float, check_int
 from magnet.errors import ConfigError, UserError, config_key
 from magnet.nn import Discriminator, Generator, NetworkConfig, style_mix
 from magnet.nn.checkpoint import discriminator_from, generator_from, read_checkpoint
+from magnet.nn.factory import to_channels_last
 from magnet.training.ema import ema_beta, make_ema, update_ema
 from magnet.training.losses import d_logistic_loss, d_r1_loss, g_nonsaturating_loss, g_path_regularize
 from magnet.training.rng import capture_rng, offset_seeds, restore_rng
@@ -47,13 +48,6 @@ def _check_settings(hp) -> None:
     check_float("total_kimg", hp.total_kimg, above=0)
     check_bool("channels_last", hp.channels_last)
     check_bool("compile", hp.compile)
-
-
-def to_channels_last(module: torch.nn.Module) -> None:
-    """Its 4-d weights and buffers in NHWC layout, in place (`Module.to` refuses the 5-d modulated weights)."""
-    for tensor in (*module.parameters(), *module.buffers()):
-        if tensor.dim() == 4:
-            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
 def lazy_adam(params, lr: float, betas: tuple[float, float], interval: int) -> torch.optim.Adam:
