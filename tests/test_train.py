@@ -42,6 +42,13 @@ def test_train_writes_checkpoints_samples_and_metrics(tmp_path, tiny_paintings):
     assert all(torch.equal(G.state_dict()[k], v) for k, v in ema.items())
 
 
+def test_a_run_that_ends_between_grids_ends_with_a_grid_of_its_final_weights(tmp_path, tiny_paintings):
+    run = tmp_path / "run"
+    train(compose_train(run, tiny_paintings, "model.total_kimg=0.012"))  # grids every 8 images
+    grids = sorted(p.name for p in (run / "samples").glob("*.png"))
+    assert grids == ["kimg000000.000.png", "kimg000000.008.png", "kimg000000.012.png"]
+
+
 def test_fine_tune_from_a_checkpoint_of_another_architecture_fails_early(tmp_path, tiny_paintings):
     train(compose_train(tmp_path / "a", tiny_paintings, "model.total_kimg=0.004"))
     ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"

@@ -17,7 +17,7 @@ def image_grid(images: torch.Tensor, nrow: int | None = None):
 
 
 class SampleGrid(EveryKimg):
-    """Every `every_kimg` (and at the start), a grid of `num_images` from `pl_module.g_ema`.
+    """Every `every_kimg`, at the start and at the end of training, a grid of `num_images` from `pl_module.g_ema`.
 
     Written as `<run>/samples/kimg<kimg>.png` and logged to the active loggers as `samples`.
     """
@@ -29,9 +29,17 @@ class SampleGrid(EveryKimg):
         check_int("seed", seed, at_least=0)
         check_float("truncation_psi", truncation_psi)
         self.num_images, self.seed, self.truncation_psi, self.dirname = num_images, seed, truncation_psi, dirname
+        self.last_nimg = None  # images seen at the last grid
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        """The grid of the final weights, unless the schedule has just drawn it (a run bounded by
+        `trainer.max_time` rarely ends on a multiple of `every_kimg`)."""
+        if not trainer.interrupted and round(float(pl_module.kimg) * 1000) != self.last_nimg:
+            self._due(trainer, pl_module)
 
     @torch.no_grad()
     def run(self, trainer, pl_module, kimg: float) -> None:
+        self.last_nimg = round(kimg * 1000)
         g_ema = pl_module.g_ema
         z = torch.randn(self.num_images, g_ema.style_dim, generator=torch.Generator().manual_seed(self.seed))
         images = torch.cat([g_ema(chunk.to(pl_module.device), self.truncation_psi, noise_mode="const")
