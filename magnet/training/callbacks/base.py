@@ -27,12 +27,16 @@ class EveryKimg(pl.Callback):
     The schedule is counted in whole images (`pl_module.kimg` * 1000), so no multiple is skipped by float
     rounding; the next due point is callback state, so a resumed run continues the schedule instead of
     restarting it. `run` cannot move the training's random streams (it may draw noise, build networks).
+    `at_end`: also when training ends (not when it is interrupted), unless `run` has just run at that
+    image count; a run bounded by `trainer.max_time` rarely ends on a multiple of `every_kimg`.
     """
 
-    def __init__(self, every_kimg: float, at_start: bool = False):
+    def __init__(self, every_kimg: float, at_start: bool = False, at_end: bool = False):
         check_float("every_kimg", every_kimg, at_least=0.001)  # thousands of training images: one at least
         self.every_nimg = round(every_kimg * 1000)
         self.next_nimg = 0 if at_start else self.every_nimg
+        self.at_end = at_end
+        self.last_nimg: int | None = None  # images seen at the last `run`
 
     def state_dict(self) -> dict:
         return {"next_kimg": self.next_nimg / 1000}
@@ -48,9 +52,14 @@ class EveryKimg(pl.Callback):
         if _nimg(pl_module) >= self.next_nimg:
             self._due(trainer, pl_module)
 
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.at_end and not trainer.interrupted and _nimg(pl_module) != self.last_nimg:
+            self._due(trainer, pl_module)
+
     def _due(self, trainer, pl_module) -> None:
         nimg = _nimg(pl_module)
         self.next_nimg = (nimg // self.every_nimg + 1) * self.every_nimg
+        self.last_nimg = nimg
         with preserved_rng():
             self.run(trainer, pl_module, nimg / 1000)
 

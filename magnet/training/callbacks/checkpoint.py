@@ -27,10 +27,9 @@ class KimgCheckpoint(EveryKimg, Checkpoint):
     """
 
     def __init__(self, dirpath: str, every_kimg: float = 200.0, keep: int | None = 3, monitor: str | None = None):
-        super().__init__(every_kimg)
+        super().__init__(every_kimg, at_end=True)
         check_int("keep", keep, at_least=0, optional=True)
         self.dirpath, self.keep, self.monitor = Path(dirpath), keep, monitor
-        self._saved_kimg: float | None = None
         self.best_k_models: dict[str, float | None] = {}
         self.last_model_path, self.current_score = "", None
         self.best_model_path, self.best_model_score = "", None
@@ -52,10 +51,6 @@ class KimgCheckpoint(EveryKimg, Checkpoint):
     def run(self, trainer, pl_module, kimg: float) -> None:
         self.save(trainer, kimg)
 
-    def on_train_end(self, trainer, pl_module) -> None:
-        if not trainer.interrupted:
-            self.save(trainer, float(pl_module.kimg))
-
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         """Every checkpoint of the run (ours and ModelCheckpoint's) names its W&B run."""
         run_id = next((logger.version for logger in trainer.loggers if isinstance(logger, WandbLogger)), None)
@@ -64,14 +59,11 @@ class KimgCheckpoint(EveryKimg, Checkpoint):
 
     def save(self, trainer, kimg: float) -> Path:
         path = self.dirpath / f"{kimg_tag(kimg)}.ckpt"
-        if kimg == self._saved_kimg:  # the end of training fell on a scheduled checkpoint
-            return path
         self._score(str(path), trainer)  # before the save, so the checkpoint's own state knows the best
         last = self.dirpath / "last.ckpt"
         # last.ckpt first, so a kill between the two writes still leaves it the newest checkpoint;
         # weights_only=False: keep the optimizer states, or a resume would not be exact
         trainer.save_checkpoint(last, weights_only=False)
-        self._saved_kimg = kimg
         if trainer.is_global_zero:
             # the kimg file is a copy of the one just written (serialised once), swapped in atomically
             with atomic_path(path) as tmp:

@@ -24,22 +24,14 @@ class SampleGrid(EveryKimg):
 
     def __init__(self, every_kimg: float = 50.0, num_images: int = 16, seed: int = 0,
                  truncation_psi: float = 1.0, dirname: str = "samples"):
-        super().__init__(every_kimg, at_start=True)
+        super().__init__(every_kimg, at_start=True, at_end=True)
         check_int("num_images", num_images, at_least=1)
         check_int("seed", seed, at_least=0)
         check_float("truncation_psi", truncation_psi)
         self.num_images, self.seed, self.truncation_psi, self.dirname = num_images, seed, truncation_psi, dirname
-        self.last_nimg = None  # images seen at the last grid
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        """The grid of the final weights, unless the schedule has just drawn it (a run bounded by
-        `trainer.max_time` rarely ends on a multiple of `every_kimg`)."""
-        if not trainer.interrupted and round(float(pl_module.kimg) * 1000) != self.last_nimg:
-            self._due(trainer, pl_module)
 
     @torch.no_grad()
     def run(self, trainer, pl_module, kimg: float) -> None:
-        self.last_nimg = round(kimg * 1000)
         g_ema = pl_module.g_ema
         z = torch.randn(self.num_images, g_ema.style_dim, generator=torch.Generator().manual_seed(self.seed))
         images = torch.cat([g_ema(chunk.to(pl_module.device), self.truncation_psi, noise_mode="const")
