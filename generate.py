@@ -44,7 +44,7 @@ def paint_settings(cfg: DictConfig) -> PaintSettings:
         return PaintSettings(**groups["search"], **groups["output"],
                              refine=OmegaConf.to_container(cfg.refine, resolve=True))
     except ConfigError as err:  # named by its field: put the group it comes from in front
-        group = next((name for name, settings in groups.items() if err.key in settings), None)
+        group = next((name for name, settings in groups.items() if err.key.split(".")[0] in settings), None)
         if group is None:
             raise
         raise with_source(err.under(group), cfg) from err

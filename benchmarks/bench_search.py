@@ -5,9 +5,10 @@ python benchmarks/bench_search.py --skip-compare --timing  # cost of MAGnet's se
 (--timing-full runs the whole search instead of extrapolating from one batch)
 python benchmarks/bench_search.py --skip-compare --agreement 200  # CLIP scores of previews vs full renders
 
-Every figure is given for today's path (float32, full-size renders) and the fast one (bf16, previews) side
-by side, measured in the same process. A variant's gain over random is the float32 full-size score of the
-latent it chose (what painting.png gets) minus the best of as many random full-size float32 samples.
+Every figure is given for today's path (float32, every candidate at full size) and the fast ones (bf16; the
+initial population screened on previews) side by side, measured in the same process. A variant's gain over
+random is the float32 full-size score of the latent it chose (what painting.png gets) minus the best of as many
+random samples (as many as it had candidates, previews included), scored at full size.
 
 CLIP may have random weights (the default, so it runs offline): the score is still one fixed function of the
 image, so the comparison measures the optimiser, not the meaning. Each variant's best score is paired with
@@ -38,6 +39,7 @@ from magnet.search import (
     GeneticSearch,
     LatentSpace,
     RandomSearch,
+    Screen,
     parse_prompt,
     run_search,
 )
@@ -52,12 +54,13 @@ class MagnetNormSpace(LatentSpace):
         return torch.nn.functional.normalize(latents, dim=-1) * 100
 
 
-EXACT = {"precision": "fp32", "preview": False}  # today's path
+EXACT = {"precision": "fp32"}  # today's path
+SCREENED = "screen"  # replaced by a Screen of --screen-size px previews that keeps 20
 VARIANTS = {  # strategy, space class, space, how candidates are rendered and scored
     "ga z (ours)": (GeneticSearch(), LatentSpace, "z", EXACT),
-    "ga z, preview": (GeneticSearch(), LatentSpace, "z", {"precision": "fp32", "preview": True}),
-    "ga z, bf16": (GeneticSearch(), LatentSpace, "z", {"precision": "bf16", "preview": False}),
-    "ga z, bf16 + preview": (GeneticSearch(), LatentSpace, "z", {"precision": "bf16", "preview": True}),
+    "ga z, screen": (GeneticSearch(), LatentSpace, "z", {"precision": "fp32", "screen": SCREENED}),
+    "ga z, bf16": (GeneticSearch(), LatentSpace, "z", {"precision": "bf16"}),
+    "ga z, bf16 + screen": (GeneticSearch(), LatentSpace, "z", {"precision": "bf16", "screen": SCREENED}),
     "ga z, MAGnet norm 100": (GeneticSearch(), MagnetNormSpace, "z", EXACT),
     "ga z, point crossover": (GeneticSearch(crossover="point"), LatentSpace, "z", EXACT),
     "ga w": (GeneticSearch(), LatentSpace, "w", EXACT),
@@ -66,9 +69,14 @@ VARIANTS = {  # strategy, space class, space, how candidates are rendered and sc
 }
 
 
-DEFAULT_VARIANTS = ["ga z (ours)", "ga z, bf16 + preview", "ga z, MAGnet norm 100", "cmaes z"]
-PATHS = {"fp32 full (today)": ("fp32", False), "fp32 preview": ("fp32", True), "bf16 full": ("bf16", False),
-         "bf16 preview": ("bf16", True)}
+DEFAULT_VARIANTS = ["ga z (ours)", "ga z, bf16 + screen", "ga z, MAGnet norm 100", "cmaes z"]
+# How one candidate is rendered: precision and px (None: full size); the previews are 256 and 128 px at 512.
+RENDERS = {"fp32 full (today)": ("fp32", None), "bf16 full": ("bf16", None), "bf16 preview 256": ("bf16", 256),
+           "bf16 preview 128": ("bf16", 128)}
+# How a whole search renders: precision and screening of the initial population (the default: bf16, screened).
+SEARCHES = {"fp32 full (today)": ("fp32", Screen(keep=0)), "bf16 full": ("bf16", Screen(keep=0)),
+            "bf16 + screen (default)": ("bf16", Screen())}
+KEEPS = (10, 20, 40)  # screens scored by --agreement: how many of 200 are kept
 
 
 class CachedObjective(torch.nn.Module):
@@ -87,10 +95,14 @@ class CachedObjective(torch.nn.Module):
         return torch.tensor([self.cache[k] for k in keys])
 
 
-def best_random(generator, objective, seed: int, renders: int, batch: int) -> float:
-    """The `random` strategy at the same render budget and seed: the best of `renders` random z."""
-    result = run_search(RandomSearch(num_initial_samples=renders), LatentSpace(generator), objective, seed, batch, 8)
-    return result.best_score
+def best_random(generator, objective, seed: int, candidates: int, batch: int, precision: str) -> float:
+    """The `random` strategy at the same budget and seed: the best of `candidates` random z at full size, scored
+    as painting.png would be (float32)."""
+    space = LatentSpace(generator)
+    result = run_search(RandomSearch(num_initial_samples=candidates), space, objective, seed, batch, 8,
+                        precision=precision)
+    with torch.no_grad():
+        return float(objective(space.render(result.best_latent[None]))[0])
 
 
 def compare(args, clip, device) -> dict:
@@ -100,21 +112,25 @@ def compare(args, clip, device) -> dict:
     ).to(device)
     generator.eval()
     rows = {name: [] for name in args.variants}
+    screen = Screen(preview_size=args.screen_size or args.size // 4)
     for prompt in args.prompts:
         objective = CachedObjective(ClipObjective(clip, parse_prompt(prompt)))
         for seed in range(args.seeds):
             for name in args.variants:
                 strategy, space_cls, space_name, how = VARIANTS[name]
                 space = space_cls(generator, space_name)
+                how = {**how, "screen": screen} if how.get("screen") == SCREENED else how
                 result = run_search(strategy, space, objective, seed, args.batch_size, 8, **how)
                 with torch.no_grad():  # what painting.png would score: float32, full size
                     best = float(objective(space.render(result.best_latent[None]))[0])
-                rand = best_random(generator, objective, seed, result.renders, args.batch_size)
+                candidates = result.renders + result.previews
+                rand = best_random(generator, objective, seed, candidates, args.batch_size, args.random_precision)
                 rows[name].append(
                     {
                         "prompt": prompt,
                         "seed": seed,
                         "renders": result.renders,
+                        "previews": result.previews,
                         "best": best,
                         "random": rand,
                     }
@@ -148,20 +164,20 @@ def magnet_setup(device, channel_max: int = 512):
 
 
 def timing(args, device) -> dict:
-    """MAGnet's default search at MAGnet's size (280 renders) on each path of PATHS, back to back.
+    """MAGnet's default search at MAGnet's size (200 + 5 x 16 candidates) at each of RENDERS, back to back.
 
-    Per-candidate costs come from one warm batch per path; with --timing-full the whole search also runs
-    on the paths named by --timing-full-paths (slow on a CPU: today's path took 203 s on idle cores).
+    Per-candidate costs come from one warm batch per way of rendering; with --timing-full the whole search also
+    runs each way of SEARCHES named by --timing-full-paths (slow on a CPU: today's took 203-336 s).
     """
     generator, clip = magnet_setup(device)
     objective = ClipObjective(clip, parse_prompt("orange triangles"))
     space = LatentSpace(generator)
     batch = args.timing_batch
     z = space.sample(batch, torch.Generator().manual_seed(0))
-    report = {"device": str(device), "threads": torch.get_num_threads(), "paths": {}}
+    report = {"device": str(device), "threads": torch.get_num_threads(), "renders": {}, "searches": {}}
     with torch.no_grad():
-        for name, (precision, preview) in PATHS.items():
-            size = space.preview_size if preview else None
+        for name, (precision, px) in RENDERS.items():
+            size = space.preview_size(px) if px else None
             with autocast(precision, device):
                 objective(space.render(z[:1], size, precision))  # warm-up
             t0 = time.perf_counter()
@@ -170,26 +186,24 @@ def timing(args, device) -> dict:
             with autocast(precision, device):
                 objective(images)
             t2 = time.perf_counter()
-            report["paths"][name] = {
-                "render_s_per_image": (t1 - t0) / batch,
-                "clip_s_per_image": (t2 - t1) / batch,
-                "estimated_wall_s_280_renders": 280 * (t2 - t0) / batch,
-            }
+            report["renders"][name] = {"render_s_per_image": (t1 - t0) / batch, "clip_s_per_image": (t2 - t1) / batch}
             if name == "fp32 full (today)":
                 today = to_uint8(images).float()
             elif name == "bf16 full":
                 diff = (to_uint8(images).float() - today).abs()
-                report["paths"][name].update(uint8_mean_abs_diff_vs_fp32=float(diff.mean()),
-                                             uint8_max_abs_diff_vs_fp32=float(diff.max()))
+                report["renders"][name].update(uint8_mean_abs_diff_vs_fp32=float(diff.mean()),
+                                               uint8_max_abs_diff_vs_fp32=float(diff.max()))
     for name in args.timing_full_paths if args.timing_full else ():
-        precision, preview = PATHS[name]
+        precision, screen = SEARCHES[name]
         start = time.perf_counter()
         result = run_search(GeneticSearch(), space, objective, seed=0, batch_size=args.batch_size,
-                            precision=precision, preview=preview)
+                            precision=precision, screen=screen)
         wall = time.perf_counter() - start
         with torch.no_grad():
             score = float(objective(space.render(result.best_latent[None]))[0])
-        report["paths"][name].update(renders=result.renders, wall_s=wall, full_fp32_score_of_best=score)
+        report["searches"][name] = {"renders": result.renders, "previews": result.previews, "wall_s": wall,
+                                    "full_fp32_score_of_best": score}
+        print(f"{name}: {wall:.1f} s", flush=True)
     return report
 
 
@@ -199,39 +213,52 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a @ b) / (a.norm() * b.norm()))
 
 
+def screen_quality(preview: torch.Tensor, full: torch.Tensor, keep: int, parents: int = 4) -> dict:
+    """How a screen keeping the `keep` best previews does: how many of the true best `parents` (at full size)
+    it keeps, and how far below the true best and the true `parents`-th best the kept ones' are."""
+    kept = torch.argsort(preview, descending=True)[:keep]
+    truth, ours = torch.sort(full, descending=True).values, torch.sort(full[kept], descending=True).values
+    best = set(torch.argsort(full, descending=True)[:parents].tolist())
+    return {"parents_kept": len(best & set(kept.tolist())), "best_lost": float(truth[0] - ours[0]),
+            f"parent_{parents}_lost": float(truth[parents - 1] - ours[parents - 1])}
+
+
 def agreement(args, device) -> dict:
-    """Spearman rank correlation of CLIP scores of `args.agreement` latents: each path against today's
-    (float32, full size), per prompt; and the pixel correlation of the preview with the area-downsampled image."""
+    """CLIP scores of `args.agreement` latents each way of RENDERS against today's (float32, full size), per
+    prompt: Spearman's rank correlation, and for the previews what a screen keeping 10 / 20 / 40 of them keeps;
+    plus the pixel correlation of each preview with the area-downsampled float32 image."""
     generator, clip = magnet_setup(device, args.agreement_channels)
     objectives = [ClipObjective(clip, parse_prompt(p)) for p in args.prompts]
     space = LatentSpace(generator)
     latents = space.sample(args.agreement, torch.Generator().manual_seed(1))
-    paths = {name: PATHS[name] for name in args.agreement_paths}
+    paths = {name: RENDERS[name] for name in ["fp32 full (today)", *args.agreement_paths]}
     scores = {name: [] for name in paths}
-    pixel = []
+    pixel = {name: [] for name, (_, px) in paths.items() if px}
     with torch.no_grad():
         for batch in latents.split(args.timing_batch):
-            for name, (precision, preview) in paths.items():
-                images = space.render(batch, space.preview_size if preview else None, precision)
+            for name, (precision, px) in paths.items():  # today's first: the previews are compared with it
+                images = space.render(batch, space.preview_size(px) if px else None, precision)
                 with autocast(precision, device):
                     features = clip.encode_images(images).float()  # once for all prompts
                 scores[name].append(torch.stack([(features @ o.targets.T) @ o.weights for o in objectives], 1).cpu())
                 if name == "fp32 full (today)":
                     full = images
-                elif name == "fp32 preview":
+                elif px:
                     down = F.interpolate(full, size=images.shape[-2:], mode="area")
-                    pixel += [pearson(p, d) for p, d in zip(images, down, strict=True)]
+                    pixel[name] += [pearson(p, d) for p, d in zip(images, down, strict=True)]
             print(f"agreement: {sum(len(s) for s in scores[name])} latents", flush=True)
     today = torch.cat(scores["fp32 full (today)"])
     report = {"latents": args.agreement, "channel_max": args.agreement_channels, "prompts": list(args.prompts),
-              "spearman_vs_fp32_full": {}}
-    if pixel:
-        report.update(preview_vs_area_downsampled_full_pixel_pearson_mean=statistics.mean(pixel),
-                      preview_vs_area_downsampled_full_pixel_pearson_min=min(pixel))
-    for name in paths:
+              "paths": {}}
+    for name, (_, px) in paths.items():
         ours = torch.cat(scores[name])
         rhos = [float(stats.spearmanr(ours[:, k], today[:, k]).statistic) for k in range(len(objectives))]
-        report["spearman_vs_fp32_full"][name] = {"per_prompt": rhos, "mean": statistics.mean(rhos)}
+        report["paths"][name] = {"spearman_per_prompt": rhos, "spearman_mean": statistics.mean(rhos)}
+        if px:
+            report["paths"][name].update(
+                pixel_pearson_vs_area_downsampled_mean=statistics.mean(pixel[name]),
+                screens={keep: [screen_quality(ours[:, k], today[:, k], keep) for k in range(len(objectives))]
+                         for keep in KEEPS if keep < args.agreement})
     return report
 
 
@@ -248,10 +275,14 @@ def main():
     parser.add_argument("--timing", action="store_true", help="also time MAGnet's default search at 512 px")
     parser.add_argument("--timing-batch", type=int, default=4, help="images per timed batch")
     parser.add_argument("--timing-full", action="store_true", help="run the whole 280-render search")
-    parser.add_argument("--timing-full-paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    parser.add_argument("--timing-full-paths", nargs="+", default=list(SEARCHES), choices=list(SEARCHES))
     parser.add_argument("--agreement", type=int, default=0, help="latents for the preview/bf16 rank agreement")
     parser.add_argument("--agreement-channels", type=int, default=512, help="generator channel cap there")
-    parser.add_argument("--agreement-paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    parser.add_argument("--agreement-paths", nargs="+", default=list(RENDERS), choices=list(RENDERS))
+    parser.add_argument("--screen-size", type=int, default=None,
+                        help="px of the screening previews in the comparison (default: a quarter of --size)")
+    parser.add_argument("--random-precision", default="fp32", choices=["fp32", "bf16"],
+                        help="of the random baseline's renders (its best is scored in float32 either way)")
     parser.add_argument("--skip-compare", action="store_true")
     parser.add_argument("--out", default="outputs/bench_search.json")
     args = parser.parse_args()

@@ -6,6 +6,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from train_config import CONF
 
+from magnet.search import Screen
+
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
@@ -47,15 +49,15 @@ def test_one_precision_setting_reaches_generate_eval_fid_and_the_search_preview(
     with initialize_config_dir(str(CONF), version_base="1.3"):
         over = ["inference.precision=bf16"]
         train = compose("train", overrides=[*over, "callbacks=[default,fid,search_preview]",
-                                            "callbacks.search_preview.preview=true"])
+                                            "callbacks.search_preview.screen.keep=8"])
         generate = compose("generate", overrides=over)
         evaluation = compose("eval", overrides=[*over, "ckpt_path=g.pt", "data_dir=images"])
         default = compose("generate")
-    assert default.search.precision == "auto" and default.search.preview is False
+    assert default.search.precision == "auto" and dict(default.search.screen) == {"preview_size": 128, "keep": 20}
     assert generate.search.precision == evaluation.metrics.precision == "bf16"
     assert train.callbacks.fid.settings.precision == train.callbacks.search_preview.precision == "bf16"
     preview = hydra.utils.instantiate(train.callbacks.search_preview, _convert_="all")
-    assert (preview.precision, preview.score_on_preview) == ("bf16", True)
+    assert (preview.precision, preview.screen) == ("bf16", Screen(preview_size=128, keep=8))
 
 
 def test_make_run_is_bounded_in_time_and_builds_at_32px():

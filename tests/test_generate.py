@@ -27,8 +27,8 @@ TINY = [
     "search.strategy.generations=1",
     "search.batch_size=8",
     "search.thumb_size=16",
-    "inference.precision=fp32",  # today's exact path; the fast one (bf16, previews) has tests of its own
-    "search.preview=false",
+    "inference.precision=fp32",  # today's exact path; the fast one (bf16, screening) has tests of its own
+    "search.screen.keep=0",
 ]
 
 
@@ -133,6 +133,19 @@ def test_same_seed_same_painting(run, checkpoints, tmp_path):
     again = generate(cfg)[0]
     np.testing.assert_array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(paths[3])))
     assert read_png_metadata(again)["latent"] == read_png_metadata(paths[3])["latent"]
+
+
+def test_a_screened_search_scores_the_best_previews_of_the_initial_population_at_full_size(checkpoints, tmp_path):
+    screen = ["search.strategy.num_initial_samples=8", "search.screen.preview_size=16", "search.screen.keep=2"]
+    cfg = config([*TINY, *screen, f"ckpt_path={checkpoints / 'tiny.pt'}", "prompt=a red circle",
+                  f"output_dir={tmp_path}"])
+    path = generate(cfg)[0]
+    record = json.loads((path.parent / "search.json").read_text())
+    assert (record["previews"], record["renders"]) == (8, 2 + 4)
+    assert [len(g["scores"]) for g in record["generations"]] == [2, 2 + 4]
+    meta = read_png_metadata(path)
+    assert meta["settings"]["search"]["screen"] == {"preview_size": 16, "keep": 2}
+    assert meta["score"] == pytest.approx(record["best_scores"][-1])  # float32 search: the painting's own score
 
 
 def test_refinement_in_w_plus_with_the_discriminator(checkpoints, tmp_path):

@@ -24,6 +24,7 @@ from magnet.search import (
     LatentSpace,
     RandomSearch,
     Refiner,
+    Screen,
     WeightedPrompt,
     auto_levels,
     parse_prompt,
@@ -573,7 +574,7 @@ def test_bad_search_settings_are_named(generator):
         search(generator, small_ga(), batch_size=0)
 
 
-# ---------------------------------------------------------------- the fast path: previews and bf16
+# ---------------------------------------------------------------- the fast path: screening and bf16
 
 
 def todays_scores(generator, latents, stop_at=None):
@@ -582,35 +583,70 @@ def todays_scores(generator, latents, stop_at=None):
         return red_minus_blue(generator.synthesis(generator.mapping(latents), noise_mode="const", stop_at=stop_at))
 
 
-def test_without_preview_in_fp32_the_search_is_todays_exactly(generator):
+def test_without_screening_in_fp32_the_search_is_todays_exactly(generator):
     result = run_search(small_ga(), LatentSpace(generator), red_minus_blue, 4, 64, 8, precision="fp32",
-                        preview=False)
+                        screen=Screen(keep=0))
     default = search(generator, small_ga(), seed=4, batch_size=64)
+    assert result.previews == 0 and result.renders == 24 + 3 * 16
     for g, d in zip(result.generations, default.generations, strict=True):
         assert torch.equal(g.latents, d.latents) and torch.equal(g.scores, d.scores)
         new = g.latents[g.num_parents:]  # one batch each: the parents keep the scores they had
         assert torch.equal(g.scores[g.num_parents:], todays_scores(generator, new))
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_a_preview_search_scores_the_half_size_image_and_is_reproducible(generator, precision):
-    def run(seed):
-        return run_search(small_ga(), LatentSpace(generator), red_minus_blue, seed, 64, 8, precision=precision,
-                          preview=True)
+def test_the_preview_is_the_smallest_image_of_the_generator_at_least_that_wide(generator):
+    space = LatentSpace(generator)
+    assert generator.image_sizes == [8, 16, 32]
+    assert [space.preview_size(px) for px in (1, 8, 9, 16, 17, 32, 128)] == [8, 8, 16, 16, None, None, None]
 
-    a, b, full = run(4), run(4), search(generator, small_ga(), seed=4, batch_size=64)
-    assert LatentSpace(generator).preview_size == 16
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_screened_search_scores_only_the_best_previews_at_full_size_and_is_reproducible(generator, precision):
+    def run(seed, strategy=None):
+        return run_search(strategy or small_ga(), LatentSpace(generator), red_minus_blue, seed, 64, 8,
+                          precision=precision, screen=Screen(preview_size=16, keep=6))
+
+    a, b, exact = run(4), run(4), search(generator, small_ga(), seed=4, batch_size=64)
     for ga, gb in zip(a.generations, b.generations, strict=True):
         assert torch.equal(ga.latents, gb.latents) and torch.equal(ga.scores, gb.scores)
         assert torch.equal(ga.thumbnails, gb.thumbnails) and ga.thumbnails.shape[-1] == 8
-    assert torch.equal(a.generations[0].latents, full.generations[0].latents)  # same candidates, other scores
-    preview_scores = todays_scores(generator, a.generations[0].latents, stop_at=16)
+    # The same 24 initial candidates; the 6 whose 16 px images score best are kept, in their order.
+    population = exact.generations[0].latents
+    kept = torch.argsort(todays_scores(generator, population, stop_at=16), descending=True)[:6].sort().values
+    first = a.generations[0]
     if precision == "fp32":
-        assert torch.equal(a.generations[0].scores, preview_scores)
-    else:
-        torch.testing.assert_close(a.generations[0].scores, preview_scores, atol=0.02, rtol=0)
-    assert not torch.equal(a.generations[0].scores, full.generations[0].scores)
-    assert a.renders == full.renders
+        assert torch.equal(first.latents, population[kept])
+    else:  # bf16 may swap near-ties at the edge of the kept six
+        assert len({tuple(x) for x in first.latents.tolist()} & {tuple(x) for x in population[kept].tolist()}) >= 5
+    # ... and scored at full size, as every child is.
+    for g in a.generations:
+        new = g.latents[g.num_parents:]
+        torch.testing.assert_close(g.scores[g.num_parents:], todays_scores(generator, new),
+                                   atol=0 if precision == "fp32" else 0.02, rtol=0)
+    assert (a.previews, a.renders) == (24, 6 + 3 * 16)
+    assert a.generations[1].num_parents == 4 and len(a.generations[1].scores) == 4 + 16
+    # A strategy started by hand sees the whole population as its initial one (the unit of its steps).
+    strategy = small_ga()
+    run(4, strategy)
+    assert torch.equal(strategy.initial_population, population)
+
+
+def test_a_population_drawn_around_a_latent_is_not_screened_and_too_few_kept_for_the_parents_is_refused(generator):
+    space = LatentSpace(generator)
+    centre = space.sample(1, torch.Generator().manual_seed(0))[0]
+    result = run_search(small_ga(), space, red_minus_blue, 4, 64, 8, screen=Screen(preview_size=16, keep=6),
+                        around=centre)
+    assert result.previews == 0 and len(result.generations[0].scores) == 24
+    with pytest.raises(UserError, match=r"screen.keep=3 .* 4 parents"):
+        run_search(small_ga(), space, red_minus_blue, 4, 64, 8, screen=Screen(preview_size=16, keep=3))
+    with pytest.raises(ValueError, match="keep=-1"):
+        Screen(keep=-1)
+    with pytest.raises(RuntimeError, match="only the initial population"):
+        strategy = small_ga().start(space, torch.Generator().manual_seed(0))
+        strategy.ask()
+        strategy.tell(torch.zeros(24))
+        strategy.ask()
+        strategy.tell(torch.zeros(2), kept=[0, 1])
 
 
 class RedMinusBlue(torch.nn.Module):
@@ -622,24 +658,26 @@ class RedMinusBlue(torch.nn.Module):
         return red_minus_blue(images)
 
 
-def paint_with(generator, out, strategy, precision, preview):
+def paint_with(generator, out, strategy, precision, keep):
     from magnet.search import PaintSettings, paint
 
-    settings = PaintSettings(thumb_size=8, precision=precision, preview=preview, contact_sheets=False)
+    settings = PaintSettings(thumb_size=8, precision=precision, screen={"preview_size": 16, "keep": keep},
+                             contact_sheets=False)
     return paint(generator, RedMinusBlue(), 4, out, strategy, settings, {"checkpoint": "tiny"})
 
 
 def test_the_saved_painting_is_full_size_float32_whatever_the_search_ran_in(generator, tmp_path):
     # One candidate: every setting chooses the same latent, and the files are the same pixels.
     one = RandomSearch(num_initial_samples=1)
-    exact = paint_with(generator, tmp_path / "exact", one, "fp32", False)
-    fast = paint_with(generator, tmp_path / "fast", one, "bf16", True)
+    exact = paint_with(generator, tmp_path / "exact", one, "fp32", 0)
+    fast = paint_with(generator, tmp_path / "fast", one, "bf16", 6)
     assert np.array_equal(np.asarray(Image.open(exact)), np.asarray(Image.open(fast)))
-    # A real search in bf16 on previews: the PNG is the float32 full-size render of its latent, with its score.
-    path = paint_with(generator, tmp_path / "ga", small_ga(), "bf16", True)
+    # A real search in bf16, screened: the PNG is the float32 full-size render of its latent, with its score.
+    path = paint_with(generator, tmp_path / "ga", small_ga(), "bf16", 6)
     meta = read_png_metadata(path)
     image = LatentSpace(generator).render_one(meta["latent"])
     assert np.array_equal(np.asarray(Image.open(path)), auto_levels(image)) and image.shape == (3, 32, 32)
     assert meta["score"] == pytest.approx(float(red_minus_blue(image[None])), abs=1e-6)
     record = json.loads((path.parent / "search.json").read_text())
-    assert (record["precision"], record["preview_size"]) == ("bf16", 16)
+    assert (record["precision"], record["previews"], record["renders"]) == ("bf16", 24, 6 + 3 * 16)
+    assert len(record["generations"][0]["scores"]) == 6

@@ -17,7 +17,7 @@ from magnet.errors import UserError
 from magnet.explore import closed_form_directions, mix, truncate
 from magnet.explore.layers import layer_span
 from magnet.explore.projection import psnr, read_target, w_statistics
-from magnet.search import LatentSpace, read_png_metadata
+from magnet.search import LatentSpace, Screen, read_png_metadata
 from magnet.search.postprocess import auto_levels
 from magnet.search.start import reference_sample
 from magnet.studio.models import LAST_RUN, SharedModels, model_choices, page_reference
@@ -94,11 +94,14 @@ def test_a_painting_re_renders_the_same_pixels_from_its_metadata(setup, searched
         assert meta["space"] == ("w+" if kwargs.get("refine_steps") else "w")  # truncated: its w
 
 
-def test_a_bf16_preview_search_saves_float32_paintings_with_their_float32_score(setup, tmp_path):
+def test_a_bf16_screened_search_shows_the_best_previews_and_saves_float32_paintings_with_their_score(setup,
+                                                                                                     tmp_path):
     cfg, models, settings = setup
-    session = StudioSession(models, tmp_path / "session", replace(settings, precision="bf16", preview=True))
+    screen = Screen(preview_size=16, keep=3)
+    session = StudioSession(models, tmp_path / "session", replace(settings, precision="bf16", screen=screen))
     assert "precision bf16" in session.describe()
     list(session.search(PROMPT, seed=3, generations=0))
+    assert len(session.entry.generation.scores) == 3  # of the 8 initial paintings
     path = session.painting(2)
     again = regenerate(compose_studio_generate(cfg, path, tmp_path))
     assert np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(again)))
@@ -107,7 +110,7 @@ def test_a_bf16_preview_search_saves_float32_paintings_with_their_float32_score(
     with torch.no_grad():
         exact = float(session.objective(PROMPT)(space.render_one(meta["latent"])[None]))
     assert meta["score"] == pytest.approx(exact, abs=1e-5)
-    assert float(session.entry.generation.scores[2]) != pytest.approx(exact, abs=1e-5)  # the 16 px bf16 one
+    assert float(session.entry.generation.scores[2]) != pytest.approx(exact, abs=1e-5)  # the bf16 one
 
 
 def compose_studio_generate(cfg, png, out):

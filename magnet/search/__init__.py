@@ -1,5 +1,6 @@
 """CLIP-guided search of a generator's latents: ask/tell strategies, refinement, outputs."""
 
+from magnet.search.evaluate import Screen
 from magnet.search.outputs import read_png_metadata
 from magnet.search.paint import PaintSettings, paint
 from magnet.search.postprocess import auto_levels
@@ -11,6 +12,7 @@ from magnet.search.strategies import STRATEGIES, CMAESSearch, GeneticSearch, Ran
 
 __all__ = [
     "STRATEGIES",
+    "Screen",
     "CMAESSearch",
     "ClipObjective",
     "GeneticSearch",

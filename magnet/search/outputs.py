@@ -104,6 +104,7 @@ def write_search_json(path, record: dict, result) -> Path:
     data = {
         **record,
         "renders": result.renders,
+        "previews": result.previews,
         "best_scores": result.best_scores,
         "generations": generations,
     }

@@ -11,6 +11,7 @@ import torch
 from magnet.checks import check_bool, check_file, check_float, check_int
 from magnet.errors import config_key
 from magnet.precision import check_precision, resolve
+from magnet.search.evaluate import Screen
 from magnet.search.outputs import contact_sheet, save_png, write_gif, write_search_json
 from magnet.search.postprocess import auto_levels
 from magnet.search.prompts import prompt_label
@@ -34,7 +35,7 @@ class PaintSettings:
     batch_size: int = 20           # renders scored at a time
     thumb_size: int = 128          # px of the contact-sheet thumbnails
     precision: str = "fp32"        # of the candidates' renders and scores: fp32 | bf16 | auto (magnet.precision)
-    preview: bool = False          # score candidates on the image one block below the top (half size)
+    screen: Screen = field(default_factory=Screen)  # the initial population ranked on previews first
     refine: Refiner = field(default_factory=Refiner)
     contact_sheets: bool = True    # generation_XX.png: parents on top, children below
     gif: bool = False              # search.gif: the best image after each generation
@@ -47,7 +48,6 @@ class PaintSettings:
         check_int("batch_size", self.batch_size, at_least=1)
         check_int("thumb_size", self.thumb_size, at_least=8)  # px
         check_precision("precision", self.precision)
-        check_bool("preview", self.preview)
         check_bool("contact_sheets", self.contact_sheets)
         check_bool("gif", self.gif)
         check_file("init_from", self.init_from, optional=True, what="painting.png")
@@ -55,13 +55,16 @@ class PaintSettings:
         if isinstance(self.refine, dict):
             with config_key("refine"):
                 self.refine = Refiner(**self.refine)
+        if isinstance(self.screen, dict):
+            with config_key("screen"):
+                self.screen = Screen(**self.screen)
 
 
 def finish(space, objective, latent, score: float, refiner: Refiner, seed: int, discriminator=None, progress=None,
            exact: bool = True):
     """A found latent as a painting: refined in W+ when `refiner.steps` > 0 -> (space, latent, image, score).
 
-    The image is full size in float32; `exact`: `score` is already its score (a search without bf16 or previews).
+    The image is full size in float32; `exact`: `score` is already its score (a float32 search).
     """
     if refiner.steps > 0:
         rng = torch.Generator().manual_seed(int(seed))
@@ -86,7 +89,7 @@ def paint(generator, objective, seed: int, out_dir, strategy, settings: PaintSet
 
     `recipe` (checkpoint path, settings) goes into the PNG metadata, beside prompt, seed, score and the
     latent, so that the painting can be rendered again from the file alone. Returns the painting's path.
-    The painting and its score are always full size in float32, whatever the search's precision and preview.
+    The painting and its score are always full size in float32, whatever the search's precision.
     """
     space = LatentSpace(generator, settings.space, settings.truncation_psi)
     precision = resolve(settings.precision, space.device)
@@ -94,15 +97,13 @@ def paint(generator, objective, seed: int, out_dir, strategy, settings: PaintSet
     if settings.init_from is not None:
         around = start_latent(read_start(settings.init_from, space.name, recipe), space)
     result = run_search(strategy, space, objective, seed, settings.batch_size, settings.thumb_size, progress,
-                        precision=precision, preview=settings.preview, around=around, spread=settings.init_spread)
-    exact = precision == "fp32" and not settings.preview
+                        precision=precision, screen=settings.screen, around=around, spread=settings.init_spread)
     space, latent, image, score = finish(space, objective, result.best_latent, result.best_score, settings.refine,
-                                         seed, discriminator, progress, exact)
+                                         seed, discriminator, progress, exact=precision == "fp32")
     out_dir = Path(out_dir)  # save_png makes it: nothing is written for a painting it refuses
     label = prompt_label(objective.prompts)
     path = save_png(out_dir / "painting.png", image, painting_metadata(recipe, label, seed, score, space, latent))
-    write_search_json(out_dir / "search.json", {**recipe, "prompt": label, "seed": int(seed), "precision": precision,
-                                                "preview_size": space.preview_size if settings.preview else None},
+    write_search_json(out_dir / "search.json", {**recipe, "prompt": label, "seed": int(seed), "precision": precision},
                       result)
     if settings.contact_sheets:
         for g, generation in enumerate(result.generations):

@@ -23,7 +23,8 @@ class SearchResult:
 
     space: object  # the LatentSpace searched
     generations: list[Generation] = field(default_factory=list)
-    renders: int = 0
+    renders: int = 0  # at full size
+    previews: int = 0  # cheaper renders that screened the initial population
 
     def _best(self) -> tuple[int, int]:
         """(generation, index) of the best score; the earliest on a tie."""

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import torch
 
-from magnet.search.evaluate import Evaluator
+from magnet.errors import UserError
+from magnet.search.evaluate import Evaluator, Screen
 from magnet.search.result import Generation, SearchResult
 
 
@@ -17,25 +18,36 @@ def search_generations(strategy, evaluate: Evaluator, seed: int = 0, around=None
 
     Random numbers come from a CPU generator of their own, so the search neither uses nor disturbs the
     global RNG (training is not perturbed by a preview) and latents do not depend on the device.
+    A random initial population goes through the evaluator's screen first (only its best previews are scored
+    at full size); one drawn around a latent is all alike, as children are, and is scored in full.
     """
+    needed = getattr(strategy, "num_parents", 1)
+    if 0 < evaluate.screening.keep < needed:
+        raise UserError(f"search.screen.keep={evaluate.screening.keep} keeps fewer initial candidates than the "
+                        f"{needed} parents of the search; give screen.keep >= {needed}, or 0 for no screening")
     strategy.start(evaluate.space, torch.Generator().manual_seed(int(seed)), around, spread)
     while not strategy.done:
         label = f"generation {strategy.generation}" if strategy.generation else "initial"
-        strategy.tell(*evaluate(strategy.ask(), label))
+        latents = strategy.ask()
+        kept = None if strategy.generation or around is not None else evaluate.screen(latents, label)
+        if kept is None:
+            strategy.tell(*evaluate(latents, label))
+        else:
+            strategy.tell(*evaluate(latents[kept], label), kept=kept)
         yield strategy.history[-1]
 
 
 def run_search(strategy, space, objective, seed: int = 0, batch_size: int = 20, thumb_size: int = 128,
-               progress=None, precision: str = "fp32", preview: bool = False, around=None,
+               progress=None, precision: str = "fp32", screen: Screen | None = None, around=None,
                spread: float = 0.5) -> SearchResult:
     """Search `space` (a LatentSpace) for high `objective` scores; the same seed gives the same result.
 
-    `precision` and `preview` say how candidates are rendered and scored (see `Evaluator`); `around`, `spread`:
+    `precision` and `screen` say how candidates are rendered and scored (see `Evaluator`); `around`, `spread`:
     a start from a latent, as in `search_generations`.
     """
-    evaluate = Evaluator(space, objective, batch_size, thumb_size, progress, precision, preview)
+    evaluate = Evaluator(space, objective, batch_size, thumb_size, progress, precision, screen)
     for _ in search_generations(strategy, evaluate, seed, around, spread):
         pass
     result = strategy.result()
-    result.renders = evaluate.renders
+    result.renders, result.previews = evaluate.renders, evaluate.previews
     return result

@@ -71,10 +71,11 @@ class LatentSpace:
             return latents[:, None].expand(-1, self.generator.n_latent, -1)
         return latents
 
-    @property
-    def preview_size(self) -> int:
-        """px of the preview: the image one block below the top (half the generator's size)."""
-        return self.generator.image_sizes[-2]
+    def preview_size(self, at_least: int) -> int | None:
+        """px of the cheapest preview at least `at_least` px wide: the smallest of the generator's image sizes
+        (one per block) from there up; None when only the full size is that large."""
+        size = min((s for s in self.generator.image_sizes if s >= at_least), default=self.generator.size)
+        return None if size >= self.generator.size else size
 
     def render(self, latents: torch.Tensor, size: int | None = None, precision: str = "fp32") -> torch.Tensor:
         """Latents -> images (N, 3, size, size) with the stored noise, so a latent is always one picture.

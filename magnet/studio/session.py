@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from magnet.checks import check_bool, check_float, check_int, check_text
-from magnet.errors import MissingFileError, UserError
+from magnet.checks import check_float, check_int, check_text
+from magnet.errors import MissingFileError, UserError, config_key
 from magnet.explore.context import ExploreContext
 from magnet.explore.layers import check_ranges, layer_span
 from magnet.explore.mixing import mix
@@ -30,7 +30,7 @@ from magnet.image_files import READ_ERRORS, read_rgb
 from magnet.models.resolve import checkpoint_reference, checkpoint_sha256
 from magnet.precision import check_precision, resolve
 from magnet.search.breeding import MAX_CHOSEN, Breeding, next_generation
-from magnet.search.evaluate import Evaluator
+from magnet.search.evaluate import Evaluator, Screen
 from magnet.search.outputs import contact_sheet, save_png
 from magnet.search.paint import finish, painting_metadata, slug
 from magnet.search.prompts import ClipObjective, parse_prompt, prompt_label
@@ -79,7 +79,7 @@ class StudioSettings:
     batch_size: int = 20
     thumb_size: int = 128
     precision: str = "fp32"                # of the candidates' renders and scores (magnet.precision)
-    preview: bool = False                  # score candidates on the half-size image (magnet.search.evaluate)
+    screen: Screen = field(default_factory=Screen)  # a search's initial population ranked on previews first
     strategies: dict = field(default_factory=dict)  # name -> settings (conf/search/strategy/*.yaml, no _target_)
     breeding: Breeding = field(default_factory=Breeding)
     refine: Refiner = field(default_factory=Refiner)  # its steps come from the page
@@ -94,7 +94,9 @@ class StudioSettings:
         check_int("batch_size", self.batch_size, at_least=1)
         check_int("thumb_size", self.thumb_size, at_least=8)
         check_precision("precision", self.precision)
-        check_bool("preview", self.preview)
+        if isinstance(self.screen, dict):
+            with config_key("screen"):
+                self.screen = Screen(**self.screen)
         check_float("vary_spread", self.vary_spread, at_least=0)
         check_int("max_upload_bytes", self.max_upload_bytes, at_least=1)
 
@@ -196,7 +198,7 @@ class StudioSession:
 
     def _evaluator(self, space, objective) -> Evaluator:
         return Evaluator(space, objective, self.settings.batch_size, self.settings.thumb_size,
-                         precision=self.precision, preview=self.settings.preview)
+                         precision=self.precision, screen=self.settings.screen)
 
     @property
     def precision(self) -> str:
@@ -315,7 +317,7 @@ class StudioSession:
         objective = self.objective(entry.prompt)
         space, latent, _, score = finish(space, objective, latent, float(generation.scores[index]),
                                          replace(self.settings.refine, steps=int(refine_steps)), entry.seed,
-                                         exact=self.precision == "fp32" and not self.settings.preview)
+                                         exact=self.precision == "fp32")
         recipe = {"checkpoint": entry.model, "checkpoint_sha256": checkpoint_sha256(entry.model),
                   "settings": {"clip": {"model_name": self.clip_key[0], "pretrained": self.clip_key[1]},
                                "studio": {"generation": self.current, "index": int(index), "label": entry.label}}}

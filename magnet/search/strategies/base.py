@@ -22,6 +22,8 @@ class Strategy:
     initial population (`initial()`: random, or around a given latent); every later one comes from `propose()`,
     which sees `self.history`.
     `record()` turns the latents told back into a Generation (parents carried over go in front).
+    The initial population may be screened: `tell(..., kept=)` scores only some of it, and the rest is dropped
+    (its spread still sets the unit of the steps).
     """
 
     generations: int
@@ -34,6 +36,7 @@ class Strategy:
         self.around, self.spread = around, spread
         self.history: list[Generation] = []
         self._asked: torch.Tensor | None = None
+        self.initial_population: torch.Tensor | None = None  # every latent of generation 0, screened or not
         return self
 
     @property
@@ -53,16 +56,25 @@ class Strategy:
             self._asked = self.initial() if not self.history else self.propose()
         return self._asked
 
-    def tell(self, scores: torch.Tensor, thumbnails: torch.Tensor | None = None) -> None:
-        """Scores (N,) of the latents `ask()` gave, and optionally their uint8 thumbnails."""
+    def tell(self, scores: torch.Tensor, thumbnails: torch.Tensor | None = None, kept=None) -> None:
+        """Scores (N,) of the latents `ask()` gave, and optionally their uint8 thumbnails.
+
+        `kept`: indices of the initial population's latents that were scored (a screen dropped the others).
+        """
         if self._asked is None:
             raise RuntimeError("tell() needs the scores of the latents of an ask() first")
-        latents, self._asked = self._asked, None
+        if kept is not None and self.history:
+            raise RuntimeError("only the initial population can be screened (tell(kept=) of generation 0)")
+        asked = self._asked
+        latents = asked if kept is None else asked[torch.as_tensor(kept, dtype=torch.long)]
         scores = torch.as_tensor(scores, dtype=torch.float32).cpu()
         if scores.shape != (len(latents),):
             raise ValueError(f"tell() got {tuple(scores.shape)} scores for {len(latents)} latents")
         if thumbnails is None:
             thumbnails = torch.zeros(len(latents), 3, 1, 1, dtype=torch.uint8)
+        self._asked = None
+        if not self.history:
+            self.initial_population = asked
         self.history.append(self.record(latents, scores, thumbnails.cpu()))
 
     def initial(self) -> torch.Tensor:
@@ -70,10 +82,10 @@ class Strategy:
             return sample_around(self.space, self.around, self.num_initial_samples, self.spread, self.rng)
         return self.space.sample(self.num_initial_samples, self.rng)
 
-    def unit_sample(self, population: torch.Tensor) -> torch.Tensor:
+    def unit_sample(self) -> torch.Tensor:
         """The latents whose spread is the unit of the steps: the initial population, or after a start from a
         latent (a narrower population) random latents of the space."""
-        return population if self.around is None else reference_sample(self.space)
+        return self.initial_population if self.around is None else reference_sample(self.space)
 
     def propose(self) -> torch.Tensor:
         raise NotImplementedError
@@ -95,6 +107,7 @@ class Strategy:
         return {
             "history": [vars(g).copy() for g in self.history],
             "asked": self._asked,
+            "initial_population": self.initial_population,
             "rng": self.rng.get_state(),
             **self.extra_state(),
         }
@@ -103,6 +116,7 @@ class Strategy:
         """Continue a search saved by `state_dict` (after `start()` with the same space)."""
         self.history = [Generation(**g) for g in state["history"]]
         self._asked = state["asked"]
+        self.initial_population = state["initial_population"]
         self.rng.set_state(state["rng"])
         self.load_extra_state(state)
 

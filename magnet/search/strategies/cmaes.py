@@ -59,7 +59,7 @@ class CMAESSearch(Strategy):
         if not self.history:  # the initial population: CMA-ES starts at its best, with the space's spread
             self._constants(latents[0].numel())
             self.mean = latents[select_elite(scores, 1)][0].reshape(-1).clone()
-            scale = self.space.noise_scale(self.unit_sample(latents))
+            scale = self.space.noise_scale(self.unit_sample())
             self.diag = scale.expand(latents.shape[1:]).reshape(-1).clone() ** 2
             self.sigma_now = float(self.sigma)
             self.p_sigma, self.p_c = torch.zeros(self.mean.numel()), torch.zeros(self.mean.numel())

@@ -92,7 +92,7 @@ class GeneticSearch(Strategy):
         last = self.history[-1]
         self._parents = self._chosen if self._chosen is not None else select_elite(last.scores, self.num_parents)
         self._chosen = None
-        scale = self.space.noise_scale(self.unit_sample(self.history[0].latents))
+        scale = self.space.noise_scale(self.unit_sample())
         children = breed(last.latents[self._parents], self.crossover, self.recombination_amount,
                          self.mutation_amount, scale, self.rng)
         return self.space.project(children)

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 import numpy as np
 from pytorch_lightning.loggers import WandbLogger
 
-from magnet.checks import check_bool, check_float, check_int
+from magnet.checks import check_float, check_int
 from magnet.errors import config_key
 from magnet.precision import check_precision
 from magnet.search import ClipObjective, GeneticSearch, LatentSpace, auto_levels, parse_prompt, run_search
+from magnet.search.evaluate import Screen
 from magnet.search.paint import slug
 from magnet.search.space import check_space
 
@@ -20,7 +21,8 @@ from .base import EveryKimg, log_metrics, save_and_log_image
 class SearchPreview(EveryKimg):
     """Runs a small search per prompt on `pl_module.g_ema` every `every_kimg`; logs the paintings.
 
-    `precision` and `preview` are the search's (magnet.search.Evaluator); the logged painting is float32.
+    `precision` and `screen` (the settings of a magnet.search.Screen) are the search's (magnet.search.Evaluator);
+    the logged painting is float32.
 
     `strategy` is any ask/tell Strategy (default: a small GA). Paintings go to `<run>/search_preview/<prompt>/`
     and to W&B / TensorBoard; every logger gets the scores, and W&B a table `search/preview` of (kimg, prompt,
@@ -39,7 +41,7 @@ class SearchPreview(EveryKimg):
         seed: int = 0,
         batch_size: int = 16,
         precision: str = "fp32",
-        preview: bool = False,
+        screen: Mapping | None = None,
     ):
         super().__init__(every_kimg)
         self.prompts = [str(p) for p in prompts]
@@ -50,14 +52,15 @@ class SearchPreview(EveryKimg):
         check_int("seed", seed, at_least=0)
         check_int("batch_size", batch_size, at_least=1)
         check_precision("precision", precision)
-        check_bool("preview", preview)
+        with config_key("screen"):
+            self.screen = Screen(**(screen or {"keep": 0}))
         self.clip = dict(clip or {"model_name": "ViT-B-32", "pretrained": "openai"})
         from magnet.clip import check_clip
 
         with config_key("clip"):
             check_clip(self.clip.get("model_name"), self.clip.get("pretrained"))
         self.space, self.truncation_psi, self.seed = space, float(truncation_psi), int(seed)
-        self.batch_size, self.precision, self.score_on_preview = batch_size, precision, preview
+        self.batch_size, self.precision = batch_size, precision
         self.strategy = strategy if strategy is not None else GeneticSearch(num_initial_samples=32, generations=3)
         self._objectives = None
         self._table = None  # the W&B table, created at the first preview logged to W&B
@@ -84,7 +87,7 @@ class SearchPreview(EveryKimg):
             space = LatentSpace(generator, self.space, self.truncation_psi)
             for objective in self.objectives(device):
                 result = run_search(self.strategy, space, objective, self.seed, self.batch_size,
-                                    precision=self.precision, preview=self.score_on_preview)
+                                    precision=self.precision, screen=self.screen)
                 results.append((auto_levels(space.render_one(result.best_latent)), result.best_score))
         finally:
             generator.train(was_training)
