@@ -70,13 +70,14 @@ VARIANTS = {  # strategy, space class, space, how candidates are rendered and sc
 
 
 DEFAULT_VARIANTS = ["ga z (ours)", "ga z, bf16 + screen", "ga z, MAGnet norm 100", "cmaes z"]
-# How one candidate is rendered: precision and px (None: full size); the previews are 256 and 128 px at 512.
+# How one candidate is rendered: precision and px (None: full size); previews 1, 2 and 3 blocks below the top.
 RENDERS = {"fp32 full (today)": ("fp32", None), "bf16 full": ("bf16", None), "bf16 preview 256": ("bf16", 256),
-           "bf16 preview 128": ("bf16", 128)}
+           "bf16 preview 128": ("bf16", 128), "bf16 preview 64": ("bf16", 64)}
 # How a whole search renders: precision and screening of the initial population (the default: bf16, screened).
 SEARCHES = {"fp32 full (today)": ("fp32", Screen(keep=0)), "bf16 full": ("bf16", Screen(keep=0)),
             "bf16 + screen (default)": ("bf16", Screen())}
-KEEPS = (10, 20, 40)  # screens scored by --agreement: how many of 200 are kept
+KEEPS = (10, 20, 40)  # screens scored by --agreement: how many of each population of 200 are kept
+POPULATION = 200  # MAGnet's initial population: --agreement latents are screened 200 at a time
 
 
 class CachedObjective(torch.nn.Module):
@@ -225,8 +226,9 @@ def screen_quality(preview: torch.Tensor, full: torch.Tensor, keep: int, parents
 
 def agreement(args, device) -> dict:
     """CLIP scores of `args.agreement` latents each way of RENDERS against today's (float32, full size), per
-    prompt: Spearman's rank correlation, and for the previews what a screen keeping 10 / 20 / 40 of them keeps;
-    plus the pixel correlation of each preview with the area-downsampled float32 image."""
+    prompt: Spearman's rank correlation, and for the previews what a screen keeping 10 / 20 / 40 of each 200
+    keeps (per prompt and population); plus the pixel correlation of each preview with the area-downsampled
+    float32 image."""
     generator, clip = magnet_setup(device, args.agreement_channels)
     objectives = [ClipObjective(clip, parse_prompt(p)) for p in args.prompts]
     space = LatentSpace(generator)
@@ -255,10 +257,15 @@ def agreement(args, device) -> dict:
         rhos = [float(stats.spearmanr(ours[:, k], today[:, k]).statistic) for k in range(len(objectives))]
         report["paths"][name] = {"spearman_per_prompt": rhos, "spearman_mean": statistics.mean(rhos)}
         if px:
+            groups = [slice(i, i + POPULATION) for i in range(0, len(ours) - POPULATION + 1, POPULATION)]
+            screens = {keep: [screen_quality(ours[g, k], today[g, k], keep) for g in groups
+                              for k in range(len(objectives))] for keep in KEEPS}
             report["paths"][name].update(
-                pixel_pearson_vs_area_downsampled_mean=statistics.mean(pixel[name]),
-                screens={keep: [screen_quality(ours[:, k], today[:, k], keep) for k in range(len(objectives))]
-                         for keep in KEEPS if keep < args.agreement})
+                pixel_pearson_vs_area_downsampled_mean=statistics.mean(pixel[name]), screens={
+                    keep: {"parents_kept_of_4": [q["parents_kept"] for q in qs],
+                           "best_kept": sum(q["best_lost"] == 0 for q in qs), "screens": len(qs),
+                           "parent_4_lost_max": max(q["parent_4_lost"] for q in qs)}
+                    for keep, qs in screens.items() if qs})
     return report
 
 

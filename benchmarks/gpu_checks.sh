@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU figure of issue 12 in one run of about 8 minutes on one GPU, written to one Markdown file:
 # SWAGAN-512 and -256 s/kimg (bf16-mixed preset vs float32, TF32, channels_last, torch.compile and its first
-# batch), the default search's wall time (today's path and bf16 previews), FID feature extraction images/s.
+# batch), the default search's wall time (today's path, bf16, bf16 with the screened start), FID feature
+# extraction images/s.
 #
 #   bash benchmarks/gpu_checks.sh [results.md]      # default: $OUT/gpu_checks.md, else outputs/gpu_checks.md
 #
@@ -67,7 +68,7 @@ step "swagan256 s/kimg" 80 \
     --case fp32 "$DATA trainer.precision=32-true extras.tf32=false" --case bf16_preset "$DATA"
 step "default search wall time, 280 renders at 512 px, ViT-B/32 with random weights (target < 5 s)" 120 \
     "$PY" benchmarks/bench_search.py --skip-compare --timing --timing-full \
-    --timing-full-paths "fp32 full (today)" "bf16 preview" --out "$WORK/bench_search.json"
+    --timing-full-paths "fp32 full (today)" "bf16 full" "bf16 + screen (default)" --out "$WORK/bench_search.json"
 step "FID feature extraction, images/s" 60 \
     "$PY" benchmarks/bench_fid.py --batch-size 64 --reps 5 --device cuda
 echo "results: $RESULTS"

@@ -26,5 +26,5 @@ echo "== MAGnet's default search: $base (today) then HEAD" >&2
 (cd "$today" && PYTHONPATH=. "$python" benchmarks/bench_search.py --skip-compare --timing --timing-full \
     --timing-full-paths "fp32 full (today)" --out "$out/search_today.json")
 (cd "$here" && PYTHONPATH=. "$python" benchmarks/bench_search.py --skip-compare --timing --timing-full \
-    --timing-full-paths "bf16 full" "bf16 preview" --out "$out/search_head.json")
+    --timing-full-paths "bf16 full" "bf16 + screen (default)" --out "$out/search_head.json")
 echo "$out"
