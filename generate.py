@@ -24,6 +24,7 @@ from magnet.search.evaluate import make_progress
 from magnet.search.outputs import save_png
 from magnet.search.paint import slug
 from magnet.search.prompts import collect_prompts, prompt_label
+from magnet.search.run import check_screen
 from magnet.search.start import read_start
 
 
@@ -60,6 +61,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     check_int("seed", cfg.seed, at_least=0)
     strategy = instantiate(cfg.search.strategy, "search.strategy")
     settings = paint_settings(cfg)
+    check_screen(settings.screen, strategy)
     with config_key("clip"):
         check_clip(cfg.clip.model_name, cfg.clip.pretrained)
     device = pick_device(cfg.device)

@@ -178,6 +178,7 @@ GENERATE_CASES = [
     ("search.precision=half", "search.precision='half': must be one of fp32, bf16, auto"),
     ("search.screen.keep=-2", "search.screen.keep=-2: must be an integer >= 0"),
     ("search.screen.preview_size=abc", "search.screen.preview_size='abc': must be an integer"),
+    ("search.screen.keep=3", "search.screen.keep=3 keeps fewer initial candidates than the 4 parents of the search"),
     ("search.strategy.num_parents=0", "search.strategy.num_parents=0: must be an integer >= 1 and <= 200"),
     ("search.strategy.crossover=uniform", "search.strategy.crossover='uniform': must be one of linear, point"),
     ("search.strategy.generations=abc", "search.strategy.generations='abc': must be an integer"),

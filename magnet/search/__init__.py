@@ -12,7 +12,6 @@ from magnet.search.strategies import STRATEGIES, CMAESSearch, GeneticSearch, Ran
 
 __all__ = [
     "STRATEGIES",
-    "Screen",
     "CMAESSearch",
     "ClipObjective",
     "GeneticSearch",
@@ -20,6 +19,7 @@ __all__ = [
     "PaintSettings",
     "RandomSearch",
     "Refiner",
+    "Screen",
     "Strategy",
     "WeightedPrompt",
     "auto_levels",

@@ -11,6 +11,14 @@ from magnet.search.evaluate import Evaluator, Screen
 from magnet.search.result import Generation, SearchResult
 
 
+def check_screen(screen: Screen, strategy) -> None:
+    """Refuse a screen that keeps fewer initial candidates than the strategy's parents (one line, at start-up)."""
+    needed = getattr(strategy, "num_parents", 1)
+    if 0 < screen.keep < needed:
+        raise UserError(f"search.screen.keep={screen.keep} keeps fewer initial candidates than the {needed} "
+                        f"parents of the search; give screen.keep >= {needed}, or 0 for no screening")
+
+
 def search_generations(strategy, evaluate: Evaluator, seed: int = 0, around=None,
                        spread: float = 0.5) -> Iterator[Generation]:
     """Start `strategy` on the evaluator's space with `seed` and yield each generation as soon as it is scored.
@@ -21,10 +29,7 @@ def search_generations(strategy, evaluate: Evaluator, seed: int = 0, around=None
     A random initial population goes through the evaluator's screen first (only its best previews are scored
     at full size); one drawn around a latent is all alike, as children are, and is scored in full.
     """
-    needed = getattr(strategy, "num_parents", 1)
-    if 0 < evaluate.screening.keep < needed:
-        raise UserError(f"search.screen.keep={evaluate.screening.keep} keeps fewer initial candidates than the "
-                        f"{needed} parents of the search; give screen.keep >= {needed}, or 0 for no screening")
+    check_screen(evaluate.screening, strategy)
     strategy.start(evaluate.space, torch.Generator().manual_seed(int(seed)), around, spread)
     while not strategy.done:
         label = f"generation {strategy.generation}" if strategy.generation else "initial"
