@@ -157,11 +157,12 @@ def compare(args, clip, device) -> dict:
     return {"runs": rows, "summary": summary}
 
 
-def magnet_setup(device, channel_max: int = 512):
-    """MAGnet's setup with random weights: a 512 px SWAGAN (narrower with `channel_max`), CLIP ViT-B/32."""
+def magnet_setup(device, channel_max: int = 512, pretrained: str | None = None):
+    """MAGnet's setup: a 512 px SWAGAN with random weights (narrower with `channel_max`), CLIP ViT-B/32 with
+    the weights `pretrained` (an open_clip tag or file; None: random)."""
     torch.manual_seed(0)
     generator = build_generator("swagan", size=512, channel_max=channel_max).to(device).eval()
-    return generator, load_clip("ViT-B-32", None, device=device)
+    return generator, load_clip("ViT-B-32", pretrained, device=device)
 
 
 def timing(args, device) -> dict:
@@ -170,7 +171,7 @@ def timing(args, device) -> dict:
     Per-candidate costs come from one warm batch per way of rendering; with --timing-full the whole search also
     runs each way of SEARCHES named by --timing-full-paths (slow on a CPU: today's took 203-336 s).
     """
-    generator, clip = magnet_setup(device)
+    generator, clip = magnet_setup(device, pretrained=args.pretrained)
     objective = ClipObjective(clip, parse_prompt("orange triangles"))
     space = LatentSpace(generator)
     batch = args.timing_batch
@@ -229,7 +230,7 @@ def agreement(args, device) -> dict:
     prompt: Spearman's rank correlation, and for the previews what a screen keeping 10 / 20 / 40 of each 200
     keeps (per prompt and population); plus the pixel correlation of each preview with the area-downsampled
     float32 image."""
-    generator, clip = magnet_setup(device, args.agreement_channels)
+    generator, clip = magnet_setup(device, args.agreement_channels, args.pretrained)
     objectives = [ClipObjective(clip, parse_prompt(p)) for p in args.prompts]
     space = LatentSpace(generator)
     latents = space.sample(args.agreement, torch.Generator().manual_seed(1))
@@ -277,7 +278,8 @@ def main():
     parser.add_argument("--channels", type=int, default=64, help="generator channel cap for the comparison")
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     parser.add_argument("--clip", default="ViT-S-32-alt", help="objective's CLIP (small: a fixed function, fast)")
-    parser.add_argument("--pretrained", default=None, help="open_clip tag or weights file; default random")
+    parser.add_argument("--pretrained", default=None,
+                        help="CLIP weights (open_clip tag or file) of every part; default random")
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--timing", action="store_true", help="also time MAGnet's default search at 512 px")
     parser.add_argument("--timing-batch", type=int, default=4, help="images per timed batch")
