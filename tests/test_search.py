@@ -631,6 +631,36 @@ def test_a_screened_search_scores_only_the_best_previews_at_full_size_and_is_rep
     assert torch.equal(strategy.initial_population, population)
 
 
+@pytest.mark.parametrize(("make", "space_name"), [
+    (lambda: small_ga(), "w+"),
+    (lambda: CMAESSearch(num_initial_samples=24, population=8, generations=2), "w"),
+    (lambda: RandomSearch(num_initial_samples=24), "z"),
+])
+def test_every_strategy_and_space_takes_a_screened_start_and_resumes_it(generator, make, space_name):
+    space = LatentSpace(generator, space_name)
+    screen = Screen(preview_size=16, keep=6)
+    result = run_search(make(), space, red_minus_blue, 2, 64, 8, screen=screen)
+    assert result.previews == 24 and len(result.generations[0].scores) == 6
+    # Every kept score is a full-size one, parents carried over included.
+    for g in result.generations:
+        with torch.no_grad():
+            full = red_minus_blue(space.render(g.latents))
+        torch.testing.assert_close(g.scores, full, atol=1e-5, rtol=0)
+    # The state after the screened generation 0 continues into the same search.
+    from magnet.search.evaluate import Evaluator
+    from magnet.search.run import search_generations
+
+    first, evaluate = make(), Evaluator(space, red_minus_blue, 64, 8, screen=screen)
+    next(search_generations(first, evaluate, seed=2))
+    state = first.state_dict()
+    again = make().start(space, torch.Generator())
+    again.load_state_dict(state)
+    assert torch.equal(again.initial_population, first.initial_population) and len(again.initial_population) == 24
+    while not again.done:
+        again.tell(*evaluate(again.ask()))
+    assert again.best[1] == pytest.approx(result.best_score, abs=1e-6)
+
+
 def test_a_population_drawn_around_a_latent_is_not_screened_and_too_few_kept_for_the_parents_is_refused(generator):
     space = LatentSpace(generator)
     centre = space.sample(1, torch.Generator().manual_seed(0))[0]
