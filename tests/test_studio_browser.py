@@ -90,7 +90,8 @@ class Page:
                              ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
     def css(self, selector):
-        return self.driver.find_element(By.CSS_SELECTOR, selector)
+        """The element, once the page has rendered it (an accordion opened a moment ago renders late)."""
+        return self.wait_for(lambda d: d.find_element(By.CSS_SELECTOR, selector))
 
     def text(self, element_id) -> str:
         return self.driver.find_element(By.ID, element_id).text
