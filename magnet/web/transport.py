@@ -44,12 +44,16 @@ class Deadline:
         self._end = time.monotonic() + seconds
         self._timers: dict[socket.socket, threading.Timer] = {}
         self._lock = threading.Lock()
-        self.expired = False
+        self._shut = False  # the timer shut a socket down
+
+    @property
+    def expired(self) -> bool:
+        """The time is up (also when a socket's own timeout, set to the time left, fired just before the timer)."""
+        return self._shut or time.monotonic() >= self._end
 
     def remaining(self) -> float:
         left = self._end - time.monotonic()
         if left <= 0:
-            self.expired = True
             raise TimeoutError(f"deadline of {self.seconds:g}s passed")
         return left
 
@@ -72,7 +76,7 @@ class Deadline:
         with self._lock:
             if self._timers.pop(sock, None) is None:  # released meanwhile: back in a pool, not ours to shut
                 return
-            self.expired = True
+            self._shut = True
             try:
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
             except OSError:  # already closed
