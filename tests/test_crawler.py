@@ -230,3 +230,14 @@ def test_robots_txt_pace_slows_the_shared_pace(site, rule, n, interval):
     polite = client(obey_robots_txt=True, requests_per_second=None)
     assert fetch_all(polite.get_text, urls) >= (n - 1) * interval
     assert len(site.hits) == n + 1
+
+
+def test_a_deadline_is_expired_once_its_time_is_up_whoever_notices_first():
+    # A socket's own timeout (set to the time left) can end a read before the deadline's timer fires: the
+    # caller must still read that failure as the deadline's, not as a plain timeout.
+    deadline = transport.Deadline(0.05)
+    assert not deadline.expired
+    time.sleep(0.08)
+    assert deadline.expired  # nothing was watched, so no timer fired
+    with pytest.raises(TimeoutError):
+        deadline.remaining()
