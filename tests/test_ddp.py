@@ -30,6 +30,8 @@ class DumpRankState(pl.Callback):
     def on_train_end(self, trainer, pl_module):
         state = {"p": pl_module.augment.p.clone(), "nimg": pl_module.nimg.clone(),
                  "g_ema": {k: v.clone() for k, v in pl_module.g_ema.state_dict().items()},
+                 "G": {k: v.clone() for k, v in pl_module.G.state_dict().items()},
+                 "lr": [group["lr"] for opt in trainer.optimizers for group in opt.param_groups],
                  "world_size": trainer.world_size}
         torch.save(state, Path(self.folder) / f"rank{trainer.global_rank}.pt")
 
@@ -48,6 +50,19 @@ def test_ddp_spawn_keeps_ranks_in_step(tmp_path, tiny_paintings):
     assert all(torch.equal(v, rank1["g_ema"][k]) for k, v in rank0["g_ema"].items())
     rng = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["rng"]
     assert len(rng) == 2 and not torch.equal(rng[0]["torch"], rng[1]["torch"])  # one stream per rank
+
+
+def test_ddp_ranks_agree_on_an_lr_rampdown_that_follows_the_clock(tmp_path, tiny_paintings):
+    # total_kimg is out of reach: trainer.max_time ends the run, and the rates follow each rank's clock
+    cfg = compose_train(tmp_path / "run", tiny_paintings, "trainer=ddp_sim", "data.batch_size=2",
+                        "model.total_kimg=1000", "+trainer.max_time=00:00:00:12", "model.lr_rampdown=1.0")
+    with open_dict(cfg):
+        cfg.callbacks.dump = {"_target_": "test_ddp.DumpRankState", "folder": str(tmp_path)}
+    train(cfg)
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert rank0["lr"] == rank1["lr"] and all(0 < lr < 0.002 for lr in rank0["lr"])
+    assert all(torch.equal(v, rank1["G"][k]) for k, v in rank0["G"].items())
 
 
 def test_ddp_resume_from_a_periodic_checkpoint_is_exact(tmp_path, tiny_paintings):

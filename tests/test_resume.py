@@ -123,3 +123,14 @@ def test_resume_from_best_fid_and_across_an_evaluation_is_exact(tmp_path, tiny_p
         assert training_state_differences(expected, resumed / "checkpoints" / "last.ckpt") == [], source.name
 
 
+
+
+def test_resume_in_the_middle_of_the_lr_rampdown_is_exact(tiny_paintings, tmp_path):
+    ramp = [*RECIPE, "model.lr_rampdown=0.6"]  # both rates fall over batches 6-10 of 10
+    train(compose_train(tmp_path / "full", tiny_paintings, *ramp))
+    full = tmp_path / "full" / "checkpoints"
+    train(compose_train(tmp_path / "resumed", tiny_paintings, *ramp, f"ckpt_path={full / 'kimg000000.024.ckpt'}"))
+    assert training_state_differences(full / "last.ckpt", tmp_path / "resumed/checkpoints/last.ckpt") == []
+    lrs = [read_checkpoint(full / f"{name}.ckpt")["optimizer_states"][0]["param_groups"][0]["lr"]
+           for name in ("kimg000000.012", "kimg000000.024", "last")]
+    assert lrs[0] > lrs[1] > lrs[2] > 0  # the resumed run started mid-ramp, and param groups compare above

@@ -127,3 +127,40 @@ def test_bf16_mixed_trains_float32_weights_with_float32_gradient_penalties(tmp_p
     weights = [k for k, v in start.items() if k.startswith(("G.", "D.", "g_ema.")) and v.is_floating_point()]
     assert weights and all(state[k].dtype == torch.float32 for k in weights)
     assert params and all(not torch.equal(state[k], start[k]) for k in params)
+
+
+def test_lr_rampdown_follows_a_cosine_to_zero_over_the_last_part_of_the_run():
+    from pytorch_lightning.callbacks import Timer
+
+    from magnet.training.module import lr_scale, run_progress
+
+    # the reference: torch's CosineAnnealingLR over the ramp's 8 steps, from 1 to 0
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=8)
+    for step in range(9):
+        assert lr_scale(0.75 + 0.25 * step / 8, rampdown=0.25) == pytest.approx(opt.param_groups[0]["lr"], abs=1e-12)
+        opt.step()
+        cosine.step()
+    assert lr_scale(0.5, 0.25) == lr_scale(0.75, 0.25) == 1.0 and lr_scale(0.9, 0.0) == 1.0
+    # progress: images against total_kimg, or trainer.max_time's clock, whichever is further
+    timer = Timer(duration={"seconds": 100})
+    timer.load_state_dict({"time_elapsed": {"train": 60.0}})  # as a resumed run's Timer: 60 s spent
+    assert run_progress(3, 10, [timer]) == pytest.approx(0.6)
+    assert run_progress(9, 10, [timer]) == pytest.approx(0.9)
+    assert run_progress(3, 10, [Timer()]) == pytest.approx(0.3)  # no max_time
+    assert run_progress(12, 10, []) == 1.0
+
+
+def test_training_applies_the_rampdown_to_both_networks(tmp_path, tiny_paintings):
+    # 8 batches of 4 images: batch i starts at progress i/8, so the last one trains at the ramp's 3/4
+    run = tmp_path / "run"
+    train(compose_train(run, tiny_paintings, "model.total_kimg=0.032", "model.lr=0.003", "model.lr_rampdown=0.5"))
+    _, (opt_g, opt_d) = _state(run / "checkpoints" / "last.ckpt")
+    lazy = 2 / 3  # Adam's lr corrected for regularising every 2 batches (TINY)
+    last = 0.5 * (1 + math.cos(math.pi * 0.75))
+    for opt in (opt_g, opt_d):
+        assert opt["param_groups"][0]["lr"] == pytest.approx(0.003 * lazy * last)
+    rows = list(csv.DictReader(open(next(run.glob("csv/*/metrics.csv")))))
+    scales = [float(row["train/lr_scale"]) for row in rows if row.get("train/lr_scale")]
+    assert scales[0] == 1.0 and scales[-1] == pytest.approx(last)
+    assert all(a >= b for a, b in zip(scales, scales[1:]))

@@ -6,12 +6,14 @@ or optimizer state; the random number generators are saved with the checkpoint t
 """
 
 import logging
+import math
 import random
 import time
 
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+from pytorch_lightning.callbacks import Timer
 
 from magnet.augment import AugmentPipe
 from magnet.checks import check_bool, check_choice, check_float, check_int
@@ -31,6 +33,7 @@ def _check_settings(hp) -> None:
     with config_key("network"):
         NetworkConfig(**hp.network)
     check_float("lr", hp.lr, above=0)
+    check_float("lr_rampdown", hp.lr_rampdown, at_least=0, at_most=1)
     if not isinstance(hp.betas, list | tuple) or len(hp.betas) != 2:
         raise ConfigError("betas", hp.betas, "two numbers [beta1, beta2] from 0 to below 1")
     for i, beta in enumerate(hp.betas):
@@ -56,12 +59,34 @@ def lazy_adam(params, lr: float, betas: tuple[float, float], interval: int) -> t
     return torch.optim.Adam(params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c), eps=1e-8)
 
 
+def run_progress(kimg: float, total_kimg: float, callbacks) -> float:
+    """How far through its run training is: the images seen against total_kimg, or the time spent against
+    trainer.max_time (Lightning's Timer among `callbacks`), whichever is further."""
+    progress = kimg / total_kimg
+    for timer in (cb for cb in callbacks if isinstance(cb, Timer)):
+        remaining = timer.time_remaining("train")
+        if remaining is not None:
+            elapsed = timer.time_elapsed("train")
+            progress = max(progress, elapsed / max(elapsed + remaining, 1e-9))
+    return min(progress, 1.0)
+
+
+def lr_scale(progress: float, rampdown: float) -> float:
+    """The learning rate's factor at `progress` (0 to 1) through the run: 1, then a cosine to 0 over the last
+    `rampdown` of it (NVlabs' projector schedules its lr so; 0: constant)."""
+    if rampdown <= 0:
+        return 1.0
+    t = min(max((progress - (1 - rampdown)) / rampdown, 0.0), 1.0)
+    return 0.5 * (1 + math.cos(math.pi * t))
+
+
 class GAN(pl.LightningModule):
     def __init__(
         self,
         network: dict,  # NetworkConfig fields: arch, size, style_dim, n_mlp, channel_multiplier, channel_max, ...
         augment: AugmentPipe | None = None,  # ADA pipeline with its controller (None: no augmentation)
         lr: float = 0.002,  # Adam learning rate of both networks (before the lazy correction)
+        lr_rampdown: float = 0.0,  # fraction of the run at its end over which both rates fall to 0 (0: constant)
         betas: tuple[float, float] = (0.0, 0.99),
         r1_gamma: float = 10.0,  # R1 weight
         d_reg_every: int = 16,  # batches between R1 steps
@@ -115,6 +140,17 @@ class GAN(pl.LightningModule):
         else:
             self._init_optim = [ckpt.get("g_optim") or {}, ckpt.get("d_optim") or {}]
             self._init_ada_p = float(ckpt["ada_aug_p"]) if "ada_aug_p" in ckpt else None
+
+    def _schedule_lr(self, optimizers) -> float:
+        """Set both optimizers' rates for this batch from the run's progress; returns the factor applied."""
+        progress = run_progress(self.kimg, self.hparams.total_kimg, self.trainer.callbacks)
+        if self.trainer.world_size > 1:  # each rank reads its own clock: all take rank 0's, as the Timer does
+            progress = self.trainer.strategy.broadcast(progress)
+        scale = lr_scale(progress, self.hparams.lr_rampdown)
+        for optimizer in optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * scale
+        return scale
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -186,6 +222,8 @@ class GAN(pl.LightningModule):
         opt_g, opt_d = self.optimizers()
         batches = int(self.batches) + 1
         logs = {}
+        if hp.lr_rampdown > 0:
+            logs["train/lr_scale"] = self._schedule_lr((opt_g, opt_d))
 
         # D: real vs fake
         self.G.requires_grad_(False)
@@ -267,4 +305,4 @@ class GAN(pl.LightningModule):
             restore_rng(states[rank % len(states)])
 
 
-__all__ = ["GAN", "lazy_adam"]
+__all__ = ["GAN", "lazy_adam", "lr_scale", "run_progress"]
