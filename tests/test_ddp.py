@@ -36,14 +36,18 @@ class DumpRankState(pl.Callback):
         torch.save(state, Path(self.folder) / f"rank{trainer.global_rank}.pt")
 
 
-def test_ddp_spawn_keeps_ranks_in_step(tmp_path, tiny_paintings):
-    cfg = compose_train(tmp_path / "run", tiny_paintings, "trainer=ddp_sim", "model.total_kimg=0.032",
-                        "data.batch_size=2", "model.augment.ada_kimg=0.01", "model.augment.ada_interval=2")
+def _train_on_two_ranks(tmp_path, tiny_paintings, *overrides):
+    """Train under DDP on two CPU processes into `tmp_path/run`; each rank's final state (DumpRankState)."""
+    cfg = compose_train(tmp_path / "run", tiny_paintings, "trainer=ddp_sim", "data.batch_size=2", *overrides)
     with open_dict(cfg):
         cfg.callbacks.dump = {"_target_": "test_ddp.DumpRankState", "folder": str(tmp_path)}
     train(cfg)
-    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    return [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+
+
+def test_ddp_spawn_keeps_ranks_in_step(tmp_path, tiny_paintings):
+    rank0, rank1 = _train_on_two_ranks(tmp_path, tiny_paintings, "model.total_kimg=0.032",
+                                       "model.augment.ada_kimg=0.01", "model.augment.ada_interval=2")
     assert rank0["world_size"] == rank1["world_size"] == 2
     assert int(rank0["nimg"]) == int(rank1["nimg"]) == 32  # images counted over both ranks
     assert float(rank0["p"]) > 0 and torch.equal(rank0["p"], rank1["p"])
@@ -54,13 +58,8 @@ def test_ddp_spawn_keeps_ranks_in_step(tmp_path, tiny_paintings):
 
 def test_ddp_ranks_agree_on_an_lr_rampdown_that_follows_the_clock(tmp_path, tiny_paintings):
     # total_kimg is out of reach: trainer.max_time ends the run, and the rates follow each rank's clock
-    cfg = compose_train(tmp_path / "run", tiny_paintings, "trainer=ddp_sim", "data.batch_size=2",
-                        "model.total_kimg=1000", "+trainer.max_time=00:00:00:12", "model.lr_rampdown=1.0")
-    with open_dict(cfg):
-        cfg.callbacks.dump = {"_target_": "test_ddp.DumpRankState", "folder": str(tmp_path)}
-    train(cfg)
-    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    rank0, rank1 = _train_on_two_ranks(tmp_path, tiny_paintings, "model.total_kimg=1000",
+                                       "+trainer.max_time=00:00:00:12", "model.lr_rampdown=1.0")
     assert rank0["lr"] == rank1["lr"] and all(0 < lr < 0.002 for lr in rank0["lr"])
     assert all(torch.equal(v, rank1["G"][k]) for k, v in rank0["G"].items())
 
