@@ -60,7 +60,7 @@ def test_ddp_ranks_agree_on_an_lr_rampdown_that_follows_the_clock(tmp_path, tiny
     # total_kimg is out of reach: trainer.max_time ends the run, and the rates follow each rank's clock
     rank0, rank1 = _train_on_two_ranks(tmp_path, tiny_paintings, "model.total_kimg=1000",
                                        "+trainer.max_time=00:00:00:12", "model.lr_rampdown=1.0")
-    assert rank0["lr"] == rank1["lr"] and all(0 < lr < 0.002 for lr in rank0["lr"])
+    assert rank0["lr"] == rank1["lr"] and all(lr < 0.002 for lr in rank0["lr"])  # 0 if the clock ran out first
     assert all(torch.equal(v, rank1["G"][k]) for k, v in rank0["G"].items())
 
 
