@@ -498,9 +498,15 @@ def test_kill_and_resume_downloads_each_image_once(site, museum_paintings, tmp_p
     overrides = [f"root={tmp_path}", f"scrape.base_url={site.url}", f"scrape.http.contact={CONTACT}",
                  "scrape.http.obey_robots_txt=false", "scrape.http.requests_per_second=null", "scrape.http.timeout=30",
                  *cfg]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "data_modules.prepare", "stage=scrape", f"hydra.run.dir={tmp_path}/hydra",
-         *overrides], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A suite started in the background (`cmd &` in a shell without job control) ignores SIGINT, and a child
+    # would inherit that; a handler of ours is not inherited, so the child starts with Ctrl-C's default.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "data_modules.prepare", "stage=scrape", f"hydra.run.dir={tmp_path}/hydra",
+             *overrides], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + 30
         while not site.hits_of(held) and time.monotonic() < deadline and process.poll() is None:
